@@ -1,0 +1,3 @@
+"""api_client."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""intake."""
+
+from __future__ import annotations

@@ -1,0 +1,7 @@
+"""Test suite root: the shared fixtures live in `tests/plugins/`, one module per boundary."""
+
+from __future__ import annotations
+
+pytest_plugins = [
+    "tests.plugins.sandbox_fixtures",
+]
