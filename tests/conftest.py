@@ -2,6 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = [
-    "tests.plugins.sandbox_fixtures",
-]
+pytest_plugins: list[str] = []
