@@ -1,0 +1,127 @@
+"""The tables: upload jobs, their audit trail, the fleet's token cache and API call ledger.
+
+The database is the record. A Celery message carries only a job id; everything a worker
+needs, and everything an operator asks months later, is here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import Column, ForeignKey, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from models.states import JobState, Priority
+from models.types import UTCDateTime, utcnow
+
+__all__ = ["ApiCall", "JobEvent", "TokenCacheEntry", "UploadJob", "new_job_id"]
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UploadJob(SQLModel, table=True):
+    """One document to deliver to one person's personnel file, and where it stands."""
+
+    __tablename__ = "upload_jobs"
+    __table_args__ = (
+        Index("ix_upload_jobs_state_next_poll_at", "state", "next_poll_at"),
+        Index("ix_upload_jobs_state_lease_expires_at", "state", "lease_expires_at"),
+        Index("ix_upload_jobs_state_published_at", "state", "published_at"),
+        Index("ix_upload_jobs_state_created_at", "state", "created_at"),
+        Index("ix_upload_jobs_retention", "document_deleted_at", "finished_at"),
+        Index("ix_upload_jobs_tenant_person", "tenant_id", "person_code"),
+    )
+
+    id: str = Field(default_factory=new_job_id, primary_key=True, max_length=36)
+    tenant_id: str = Field(max_length=64)
+    person_code: str = Field(max_length=64)
+    document_type: str = Field(max_length=32)
+    description: str = Field(max_length=500)
+    valid_from: date | None = None
+    file_name: str = Field(max_length=255)
+    original_file_name: str = Field(max_length=1024)
+    size_bytes: int
+    sha256: str = Field(max_length=64)
+    storage_key: str = Field(max_length=255)
+    source: str = Field(default="cli", max_length=32)
+    priority: int = Field(default=int(Priority.LIVE))
+    idempotency_key: str = Field(max_length=255, unique=True)
+
+    state: str = Field(default=JobState.QUEUED.value, max_length=16)
+    attempts: int = 0
+    poll_count: int = 0
+    ticket_id: str | None = Field(default=None, max_length=64, index=True)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_http_status: int | None = None
+    last_correlation_id: str | None = Field(default=None, max_length=128)
+
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    uploaded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    not_before: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    next_poll_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    document_deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    @property
+    def job_state(self) -> JobState:
+        return JobState(self.state)
+
+
+class JobEvent(SQLModel, table=True):
+    """One line of a job's history: a change of state, or a note on the way (a retry)."""
+
+    __tablename__ = "job_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(
+        sa_column=Column(
+            String(36), ForeignKey("upload_jobs.id", ondelete="CASCADE"), index=True, nullable=False
+        )
+    )
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    from_state: str | None = Field(default=None, max_length=16)
+    to_state: str = Field(max_length=16)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    attempt: int = 0
+    http_status: int | None = None
+    correlation_id: str | None = Field(default=None, max_length=128)
+
+
+class TokenCacheEntry(SQLModel, table=True):
+    """The fleet's one access token per (token URL, client, tenant), and who is fetching it.
+
+    `fetching_until` is a short lease: one process fetches while the others wait for it,
+    so a fleet of workers makes one token request, not one each.
+    """
+
+    __tablename__ = "token_cache"
+
+    cache_key: str = Field(primary_key=True, max_length=255)
+    access_token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    token_type: str | None = Field(default=None, max_length=32)
+    scope: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    fetched_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    fetching_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    fetcher: str | None = Field(default=None, max_length=128)
+
+
+class ApiCall(SQLModel, table=True):
+    """The ledger of calls made to Youforce: the daily quota and token budget count these."""
+
+    __tablename__ = "api_calls"
+    __table_args__ = (Index("ix_api_calls_kind_at", "kind", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    kind: str = Field(max_length=16)
+    tenant_id: str = Field(max_length=64)
+    status_code: int | None = None
+    duration_ms: int | None = None
