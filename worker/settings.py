@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     broker_url: str | None = None
     api_url: str = "https://api.youforce.com"
-    token_url: str = "https://connect.visma.com/connect/token"
+    token_url: str = "https://connect.visma.com/connect/token"  # noqa: S105 (a URL)
     client_id: str | None = None
     client_secret: SecretStr | None = None
     tenant_id: str | None = None
