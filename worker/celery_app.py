@@ -1,0 +1,130 @@
+"""The Celery app, configured from the settings, and the publisher that sends job ids to it.
+
+Messages carry a job id and nothing else; the database is the record. The embedded default
+broker is kombu's `filesystem://` transport in absolute folders under the data dir (it
+supports the fanout that Flower's events need); `amqp://` and `redis://` work unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from worker.settings import Settings
+
+__all__ = [
+    "POLL_TASK",
+    "QUEUE_NAME",
+    "SWEEP_TASK",
+    "UPLOAD_TASK",
+    "CeleryPublisher",
+    "PublishError",
+    "create_celery_app",
+]
+
+log = logging.getLogger(__name__)
+
+UPLOAD_TASK = "yfdocs.upload_document"
+POLL_TASK = "yfdocs.poll_ticket"
+SWEEP_TASK = "yfdocs.sweep"
+QUEUE_NAME = "yfdocs"
+PUBLISH_TIMEOUT_SECONDS = 5.0
+
+
+class PublishError(Exception):
+    """The broker did not take a message; the job stays in the database for the sweeper."""
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """Per-transport options; the filesystem folders must be absolute and shared."""
+    if settings.uses_filesystem_broker:
+        queue_dir = settings.broker_dir / "queue"
+        processed_dir = settings.broker_dir / "processed"
+        control_dir = settings.broker_dir / "control"
+        for folder in (queue_dir, processed_dir, control_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(queue_dir),
+            "data_folder_out": str(queue_dir),
+            "control_folder": str(control_dir),
+            "processed_folder": str(processed_dir),
+            "store_processed": False,
+        }
+    if settings.resolved_broker_url.startswith(("redis://", "rediss://")):
+        # Longer than any countdown we ever set (long waits live in the database).
+        return {"visibility_timeout": max(3600, int(settings.max_countdown * 4))}
+    return {}
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    """A Celery app for these settings, with the yfdocs tasks registered on it."""
+    app = Celery("yfdocs", broker=settings.resolved_broker_url, set_as_current=False)
+    # Tasks must always die before their lease runs out, so the sweeper never takes back
+    # a job whose task is still alive.
+    hard_limit = max(1, int(settings.lease_seconds * 0.9))
+    soft_limit = max(1, int(settings.lease_seconds * 0.8))
+    exchange = Exchange(QUEUE_NAME, type="direct")
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=hard_limit,
+        task_soft_time_limit=soft_limit,
+        task_default_queue=QUEUE_NAME,
+        task_default_exchange=QUEUE_NAME,
+        task_default_routing_key=QUEUE_NAME,
+        task_queues=[Queue(QUEUE_NAME, exchange, routing_key=QUEUE_NAME)],
+        broker_transport_options=broker_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=PUBLISH_TIMEOUT_SECONDS,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        enable_utc=True,
+        timezone="UTC",
+        beat_schedule={
+            "yfdocs-sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval},
+        },
+    )
+    app.conf.yfdocs_settings = settings
+    from worker import tasks
+
+    tasks.register(app)
+    return app
+
+
+class CeleryPublisher:
+    """Sends job ids to the workers; raises `PublishError` instead of blocking on a dead broker."""
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+
+    def publish_upload(self, job_id: str) -> None:
+        self._send(UPLOAD_TASK, job_id, countdown=None)
+
+    def publish_poll(self, job_id: str, countdown: float | None = None) -> None:
+        self._send(POLL_TASK, job_id, countdown=countdown)
+
+    def _send(self, task_name: str, job_id: str, countdown: float | None) -> None:
+        try:
+            self._app.send_task(
+                task_name,
+                args=[job_id],
+                countdown=countdown,
+                retry=False,
+                queue=QUEUE_NAME,
+            )
+        except Exception as exc:
+            log.warning("could not publish %s for job %s: %s", task_name, job_id, exc)
+            raise PublishError(
+                f"broker did not accept {task_name} for job {job_id}: {exc}"
+            ) from exc
