@@ -1,3 +1,76 @@
-"""api_client."""
+"""The Youforce Learning API client: tokens, document uploads, ticket status, HR readers.
+
+It knows HTTP (requests) and nothing of Celery or the database. Errors form one tree,
+drawn in `api_client.errors`; pacing is delegated to a `RateGovernor`; tokens are shared
+through a `TokenCache`.
+"""
 
 from __future__ import annotations
+
+from .client import DEFAULT_USER_AGENT, YouforceClient
+from .documents import DocumentType, UploadReceipt
+from .errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    ConnectError,
+    ConnectionDropped,
+    ConnectTimeout,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ReadTimeout,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+    UnexpectedStatusError,
+    YouforceError,
+    error_for_response,
+    parse_retry_after,
+)
+from .governor import CallSlot, RateGovernor, UnlimitedGovernor
+from .hrdata import HrRecord
+from .tickets import DEFAULT_STATUS_NUMBER_MAP, TicketState, TicketStatus, parse_status_number_map
+from .tokens import AccessToken, InMemoryTokenCache, TokenCache, TokenProvider
+from .transport import Timeouts
+
+__all__ = [
+    "DEFAULT_STATUS_NUMBER_MAP",
+    "DEFAULT_USER_AGENT",
+    "APIStatusError",
+    "AccessToken",
+    "AuthenticationError",
+    "BadRequestError",
+    "CallSlot",
+    "ConflictError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionDropped",
+    "DocumentType",
+    "HrRecord",
+    "InMemoryTokenCache",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateGovernor",
+    "RateLimitError",
+    "ReadTimeout",
+    "ResponseFormatError",
+    "ServerError",
+    "TicketState",
+    "TicketStatus",
+    "Timeouts",
+    "TokenCache",
+    "TokenProvider",
+    "TransportError",
+    "UnexpectedStatusError",
+    "UnlimitedGovernor",
+    "UploadReceipt",
+    "YouforceClient",
+    "YouforceError",
+    "error_for_response",
+    "parse_retry_after",
+    "parse_status_number_map",
+]
