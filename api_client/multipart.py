@@ -22,8 +22,8 @@ _CRLF = b"\r\n"
 
 
 def new_boundary() -> str:
-    """A random boundary; 32 random bytes cannot plausibly occur in the file."""
-    return "yfdocs-" + secrets.token_hex(32)
+    """A random boundary; 30 random bytes (240 bits) cannot plausibly occur in the file."""
+    return "yfdocs-" + secrets.token_hex(30)
 
 
 @dataclass(frozen=True)
