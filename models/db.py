@@ -65,9 +65,25 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+MIGRATION_LOCK_ID = 0x79666D6967  # any constant; PostgreSQL advisory locks are per database
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema to `revision`: the embedded default calls this on every start."""
-    command.upgrade(alembic_config(engine), revision)
+    """Upgrade the schema to `revision`; every process calls this on start.
+
+    On PostgreSQL an advisory lock makes workers that start together migrate one at a
+    time (the later ones find nothing to do); SQLite's BEGIN IMMEDIATE does the same.
+    """
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), revision)
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        finally:
+            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")
+            connection.commit()
 
 
 @contextmanager

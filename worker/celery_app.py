@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from worker.settings import Settings
 
@@ -66,7 +66,7 @@ def create_celery_app(settings: Settings) -> Celery:
     # a job whose task is still alive.
     hard_limit = max(1, int(settings.lease_seconds * 0.9))
     soft_limit = max(1, int(settings.lease_seconds * 0.8))
-    exchange = Exchange(QUEUE_NAME, type="direct")
+    exchange = Exchange(QUEUE_NAME, type="direct")  # type: ignore[no-untyped-call]
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -81,7 +81,7 @@ def create_celery_app(settings: Settings) -> Celery:
         task_default_queue=QUEUE_NAME,
         task_default_exchange=QUEUE_NAME,
         task_default_routing_key=QUEUE_NAME,
-        task_queues=[Queue(QUEUE_NAME, exchange, routing_key=QUEUE_NAME)],
+        task_queues=[Queue(QUEUE_NAME, exchange, routing_key=QUEUE_NAME)],  # type: ignore[no-untyped-call]
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=PUBLISH_TIMEOUT_SECONDS,
@@ -95,7 +95,7 @@ def create_celery_app(settings: Settings) -> Celery:
             "yfdocs-sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval},
         },
     )
-    app.conf.yfdocs_settings = settings
+    app.yfdocs_settings = settings  # not in app.conf: Flower shows the conf
     from worker import tasks
 
     tasks.register(app)
@@ -108,8 +108,8 @@ class CeleryPublisher:
     def __init__(self, app: Celery) -> None:
         self._app = app
 
-    def publish_upload(self, job_id: str) -> None:
-        self._send(UPLOAD_TASK, job_id, countdown=None)
+    def publish_upload(self, job_id: str, countdown: float | None = None) -> None:
+        self._send(UPLOAD_TASK, job_id, countdown=countdown)
 
     def publish_poll(self, job_id: str, countdown: float | None = None) -> None:
         self._send(POLL_TASK, job_id, countdown=countdown)

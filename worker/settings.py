@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(120, gt=0)
     sweep_interval: float = Field(15, gt=0)
     retention_days: float = Field(30, ge=0)
+    republish_after: float = Field(
+        1800, gt=0, description="a queued job whose message is this old is published again"
+    )
     max_countdown: float = Field(
         300, gt=0, description="longest wait kept in the broker; longer waits live in the DB"
     )

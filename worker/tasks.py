@@ -1,11 +1,58 @@
-"""The Celery tasks: thin adapters from a job id to a plain function in `worker.services`."""
+"""The Celery tasks: thin adapters from a job id to a plain function in `worker.services`.
+
+A task's only argument is a job id. It builds nothing itself: the per-process runtime
+(engine, API client, store, publisher) is made once after the worker process forks.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+
 from celery import Celery
 
-__all__ = ["register"]
+from worker import services, sweeper
+from worker.runtime import WorkerRuntime
+
+__all__ = ["register", "runtime_for"]
+
+log = logging.getLogger(__name__)
+
+_runtimes: dict[tuple[int, int], WorkerRuntime] = {}
+
+
+def runtime_for(app: Celery) -> WorkerRuntime:
+    """This process's runtime for `app`, built on first use (after fork, never before)."""
+    key = (os.getpid(), id(app))
+    runtime = _runtimes.get(key)
+    if runtime is None:
+        from worker.celery_app import CeleryPublisher
+
+        runtime = WorkerRuntime.from_settings(app.yfdocs_settings, CeleryPublisher(app))
+        _runtimes[key] = runtime
+    return runtime
 
 
 def register(app: Celery) -> None:
-    """Attach the yfdocs tasks to `app` (filled in with the worker)."""
+    """Attach the yfdocs tasks to `app`."""
+    from worker.celery_app import POLL_TASK, SWEEP_TASK, UPLOAD_TASK
+
+    @app.task(name=UPLOAD_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+    def upload_document(job_id: str) -> str:
+        """Upload one job's PDF and chain the first poll of its ticket."""
+        outcome = services.upload_job(runtime_for(app), job_id)
+        log.info("%s", outcome)
+        return str(outcome)
+
+    @app.task(name=POLL_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+    def poll_ticket(job_id: str) -> str:
+        """Check one job's ticket and record the answer or schedule the next poll."""
+        outcome = services.poll_job(runtime_for(app), job_id)
+        log.info("%s", outcome)
+        return str(outcome)
+
+    @app.task(name=SWEEP_TASK, ignore_result=True, expires=60)  # type: ignore[untyped-decorator]
+    def sweep() -> str:
+        """One sweeper pass (Celery beat runs this every YFDOCS_SWEEP_INTERVAL seconds)."""
+        report = sweeper.sweep(runtime_for(app))
+        return str(report)

@@ -1,0 +1,84 @@
+"""What a worker process needs to do its work, built once per process from the settings."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.engine import Engine
+
+from api_client import Timeouts, YouforceClient, parse_status_number_map
+from models import make_engine, utcnow
+from worker.retry_policy import PollSchedule, RetryPolicy
+from worker.settings import Settings
+from worker.storage import FilesystemDocumentStore
+from worker.token_cache import DatabaseTokenCache
+
+__all__ = ["JobPublisher", "MissingCredentials", "WorkerRuntime", "build_client", "process_owner"]
+
+
+class MissingCredentials(RuntimeError):
+    """The worker cannot call Youforce without a client id and secret."""
+
+
+class JobPublisher(Protocol):
+    """Sends a job id to the workers; raises `PublishError` when the broker refuses."""
+
+    def publish_upload(self, job_id: str, countdown: float | None = None) -> None: ...
+
+    def publish_poll(self, job_id: str, countdown: float | None = None) -> None: ...
+
+
+def process_owner() -> str:
+    """A name for this process in leases: host and pid, unique across the fleet."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def build_client(settings: Settings, engine: Engine) -> YouforceClient:
+    """A Youforce client that shares one token per tenant with the whole fleet."""
+    if not settings.client_id or settings.client_secret is None:
+        raise MissingCredentials("set YFDOCS_CLIENT_ID and YFDOCS_CLIENT_SECRET")
+    return YouforceClient(
+        api_url=settings.api_url,
+        token_url=settings.token_url,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret.get_secret_value(),
+        token_cache=DatabaseTokenCache(engine, owner=process_owner()),
+        timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
+        status_number_map=parse_status_number_map(settings.status_number_map),
+        token_refresh_margin=settings.token_refresh_margin,
+    )
+
+
+@dataclass
+class WorkerRuntime:
+    """The settings and the boundaries (database, API, broker, document store) of a worker."""
+
+    settings: Settings
+    engine: Engine
+    client: YouforceClient
+    publisher: JobPublisher
+    store: FilesystemDocumentStore
+    owner: str = field(default_factory=process_owner)
+    clock: Callable[[], datetime] = utcnow
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    poll_schedule: PollSchedule = field(default_factory=PollSchedule)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, publisher: JobPublisher) -> WorkerRuntime:
+        engine = make_engine(settings.resolved_database_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            client=build_client(settings, engine),
+            publisher=publisher,
+            store=FilesystemDocumentStore(settings.storage_dir),
+            retry_policy=RetryPolicy(max_delay=settings.poll_max_delay),
+            poll_schedule=PollSchedule(
+                first_delay=settings.poll_first_delay, max_delay=settings.poll_max_delay
+            ),
+        )

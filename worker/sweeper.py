@@ -1,0 +1,228 @@
+"""The sweeper: what keeps the database and the broker in step, run by Celery beat.
+
+Each pass, bounded by `batch_size` per kind of work and driven by indexed queries, so its
+cost follows the work that is due, not the size of the table:
+
+1. take back jobs whose lease ran out (a worker killed mid-upload or mid-poll);
+2. publish queued jobs that have no live message (publish failed, broker lost it, or a
+   retry backoff too long for a broker countdown has passed);
+3. turn due `next_poll_at` into poll tasks (long waits live here, not in the broker);
+4. delete stored PDFs of finished jobs after the retention period.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, update
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from models import (
+    TERMINAL_STATES,
+    JobState,
+    UploadJob,
+    change_state,
+    record_note,
+    session_scope,
+)
+from worker.celery_app import PublishError
+from worker.runtime import WorkerRuntime
+
+__all__ = ["SweepReport", "sweep"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 500
+
+
+@dataclass
+class SweepReport:
+    """What one pass did; logged by the task and shown in Flower."""
+
+    recovered_uploads: int = 0
+    recovered_polls: int = 0
+    published_uploads: int = 0
+    published_polls: int = 0
+    documents_deleted: int = 0
+    broker_down: bool = False
+
+    def __str__(self) -> str:
+        parts = [f"{name}={value}" for name, value in vars(self).items() if value]
+        return "sweep: " + (", ".join(parts) if parts else "nothing due")
+
+
+def sweep(
+    rt: WorkerRuntime, *, now: datetime | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+) -> SweepReport:
+    """One pass of the sweeper."""
+    now = now or rt.clock()
+    report = SweepReport()
+    _recover_expired_leases(rt, now, batch_size, report)
+    _publish_queued(rt, now, batch_size, report)
+    if not report.broker_down:
+        _publish_due_polls(rt, now, batch_size, report)
+    _delete_expired_documents(rt, now, batch_size, report)
+    if report.recovered_uploads or report.recovered_polls or report.broker_down:
+        log.warning("%s", report)
+    return report
+
+
+def _candidate_ids(session: Session, statement: SelectOfScalar[str], batch_size: int) -> list[str]:
+    return list(session.exec(statement.limit(batch_size)))
+
+
+def _recover_expired_leases(
+    rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport
+) -> None:
+    held = (JobState.UPLOADING.value, JobState.POLLING.value)
+    with session_scope(rt.engine) as session:
+        ids = _candidate_ids(
+            session,
+            select(UploadJob.id).where(
+                col(UploadJob.state).in_(held), col(UploadJob.lease_expires_at) < now
+            ),
+            batch_size,
+        )
+    for job_id in ids:
+        with session_scope(rt.engine) as session:
+            statement = select(UploadJob).where(UploadJob.id == job_id).with_for_update()
+            job = session.exec(statement).first()
+            if job is None or job.lease_expires_at is None or job.lease_expires_at >= now:
+                continue
+            lost_owner = job.lease_owner
+            job.lease_owner = None
+            job.lease_expires_at = None
+            job.published_at = None
+            if job.job_state is JobState.UPLOADING:
+                change_state(
+                    session,
+                    job,
+                    JobState.QUEUED,
+                    reason=(
+                        f"worker {lost_owner} lost during upload attempt {job.attempts} "
+                        "(lease expired); uploading again. If the lost attempt reached "
+                        "Youforce, the document arrives twice"
+                    ),
+                    now=now,
+                )
+                report.recovered_uploads += 1
+            elif job.job_state is JobState.POLLING:
+                job.next_poll_at = now
+                record_note(
+                    session,
+                    job,
+                    reason=f"worker {lost_owner} lost during a status check; polling again",
+                    now=now,
+                )
+                report.recovered_polls += 1
+
+
+def _publish_queued(rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport) -> None:
+    stale = now - timedelta(seconds=rt.settings.republish_after)
+    due = or_(
+        and_(
+            col(UploadJob.published_at).is_(None),
+            or_(col(UploadJob.not_before).is_(None), col(UploadJob.not_before) <= now),
+        ),
+        col(UploadJob.published_at) < stale,
+    )
+    with session_scope(rt.engine) as session:
+        ids = _candidate_ids(
+            session,
+            select(UploadJob.id)
+            .where(col(UploadJob.state) == JobState.QUEUED.value, due)
+            .order_by(col(UploadJob.priority), col(UploadJob.created_at)),
+            batch_size,
+        )
+    for job_id in ids:
+        try:
+            rt.publisher.publish_upload(job_id)
+        except PublishError:
+            report.broker_down = True
+            return
+        _mark_published(rt, job_id, JobState.QUEUED, now)
+        report.published_uploads += 1
+
+
+def _publish_due_polls(
+    rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport
+) -> None:
+    grace = now - timedelta(seconds=rt.settings.lease_seconds)
+    due = or_(
+        and_(col(UploadJob.published_at).is_(None), col(UploadJob.next_poll_at) <= now),
+        and_(col(UploadJob.published_at).is_not(None), col(UploadJob.next_poll_at) <= grace),
+    )
+    with session_scope(rt.engine) as session:
+        ids = _candidate_ids(
+            session,
+            select(UploadJob.id)
+            .where(
+                col(UploadJob.state) == JobState.POLLING.value,
+                col(UploadJob.lease_expires_at).is_(None),
+                due,
+            )
+            .order_by(col(UploadJob.next_poll_at)),
+            batch_size,
+        )
+    for job_id in ids:
+        try:
+            rt.publisher.publish_poll(job_id)
+        except PublishError:
+            report.broker_down = True
+            return
+        _mark_published(rt, job_id, JobState.POLLING, now)
+        report.published_polls += 1
+
+
+def _mark_published(rt: WorkerRuntime, job_id: str, state: JobState, now: datetime) -> None:
+    with session_scope(rt.engine) as session:
+        session.execute(
+            update(UploadJob)
+            .where(col(UploadJob.id) == job_id, col(UploadJob.state) == state.value)
+            .values(published_at=now)
+        )
+
+
+def _delete_expired_documents(
+    rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport
+) -> None:
+    """Delete stored PDFs of jobs finished before the retention cut-off.
+
+    Storage is content-addressed, so a file is removed only when no other job that may
+    still need it (unfinished, or finished within the retention period) points at it.
+    """
+    cutoff = now - timedelta(days=rt.settings.retention_days)
+    terminal = [state.value for state in TERMINAL_STATES]
+    with session_scope(rt.engine) as session:
+        jobs = list(
+            session.exec(
+                select(UploadJob)
+                .where(
+                    col(UploadJob.document_deleted_at).is_(None),
+                    col(UploadJob.finished_at) < cutoff,
+                    col(UploadJob.state).in_(terminal),
+                )
+                .limit(batch_size)
+            )
+        )
+        for job in jobs:
+            still_needed = session.exec(
+                select(UploadJob.id)
+                .where(
+                    col(UploadJob.storage_key) == job.storage_key,
+                    col(UploadJob.id) != job.id,
+                    or_(
+                        col(UploadJob.state).not_in(terminal),
+                        col(UploadJob.finished_at) >= cutoff,
+                    ),
+                )
+                .limit(1)
+            ).first()
+            if still_needed is None:
+                rt.store.delete(job.storage_key)
+                report.documents_deleted += 1
+            job.document_deleted_at = now
+            session.add(job)
