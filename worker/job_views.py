@@ -1,0 +1,219 @@
+"""How jobs are shown: the JSON objects of `yfdocs status --json`, and the rich tables.
+
+One place for both, so the CLI, the demo and the intake's answers agree on field names.
+The shape of `job_to_dict` is a public interface (DESIGN.md, `yfdocs status --json`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from models import JobEvent, JobState, Priority, UploadJob
+
+__all__ = [
+    "AmbiguousJobId",
+    "JobNotFound",
+    "event_to_dict",
+    "find_job",
+    "job_events",
+    "job_to_dict",
+    "list_jobs",
+    "render_job_detail",
+    "render_jobs_table",
+]
+
+_STATE_STYLES = {
+    JobState.QUEUED.value: "cyan",
+    JobState.UPLOADING.value: "blue",
+    JobState.POLLING.value: "magenta",
+    JobState.COMPLETE.value: "green",
+    JobState.FAILED.value: "bold red",
+    JobState.EXPIRED.value: "red",
+    JobState.UNMATCHED.value: "yellow",
+}
+
+
+class JobNotFound(LookupError):
+    """No job has this id (or id prefix)."""
+
+
+class AmbiguousJobId(LookupError):
+    """The id prefix fits more than one job."""
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
+def _priority_name(value: int) -> str:
+    try:
+        return Priority(value).name.lower()
+    except ValueError:
+        return str(value)
+
+
+def job_to_dict(job: UploadJob) -> dict[str, Any]:
+    """A job as JSON: the fields DESIGN.md promises first, then what helps an operator."""
+    return {
+        "id": job.id,
+        "state": job.state,
+        "tenant_id": job.tenant_id,
+        "person_code": job.person_code,
+        "document_type": job.document_type,
+        "ticket_id": job.ticket_id,
+        "attempts": job.attempts,
+        "error": job.last_error,
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
+        "description": job.description,
+        "valid_from": _iso(job.valid_from),
+        "file_name": job.file_name,
+        "original_file_name": job.original_file_name,
+        "size_bytes": job.size_bytes,
+        "sha256": job.sha256,
+        "priority": _priority_name(job.priority),
+        "source": job.source,
+        "idempotency_key": job.idempotency_key,
+        "poll_count": job.poll_count,
+        "last_http_status": job.last_http_status,
+        "last_correlation_id": job.last_correlation_id,
+        "published_at": _iso(job.published_at),
+        "uploaded_at": _iso(job.uploaded_at),
+        "next_poll_at": _iso(job.next_poll_at),
+        "finished_at": _iso(job.finished_at),
+    }
+
+
+def event_to_dict(event: JobEvent) -> dict[str, Any]:
+    """One line of a job's history as JSON."""
+    return {
+        "at": _iso(event.at),
+        "from_state": event.from_state,
+        "to_state": event.to_state,
+        "reason": event.reason,
+        "attempt": event.attempt,
+        "http_status": event.http_status,
+        "correlation_id": event.correlation_id,
+    }
+
+
+def list_jobs(engine: Engine, *, state: JobState | None = None, limit: int = 50) -> list[UploadJob]:
+    """The newest jobs first, optionally in one state."""
+    statement = select(UploadJob)
+    if state is not None:
+        statement = statement.where(col(UploadJob.state) == state.value)
+    statement = statement.order_by(col(UploadJob.created_at).desc(), col(UploadJob.id)).limit(limit)
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.exec(statement).all())
+
+
+def find_job(engine: Engine, id_or_prefix: str) -> UploadJob:
+    """The job with this id, or the only one whose id starts with it."""
+    text = id_or_prefix.strip().lower()
+    if not text:
+        raise JobNotFound("no job id given")
+    with Session(engine, expire_on_commit=False) as session:
+        job = session.get(UploadJob, text)
+        if job is not None:
+            return job
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        matches = session.exec(
+            select(UploadJob).where(col(UploadJob.id).like(f"{escaped}%", escape="\\")).limit(2)
+        ).all()
+    if not matches:
+        raise JobNotFound(f"no job with id {id_or_prefix!r}")
+    if len(matches) > 1:
+        raise AmbiguousJobId(f"job id prefix {id_or_prefix!r} fits more than one job")
+    return matches[0]
+
+
+def job_events(engine: Engine, job_id: str) -> list[JobEvent]:
+    """A job's history, oldest first."""
+    with Session(engine, expire_on_commit=False) as session:
+        return list(
+            session.exec(
+                select(JobEvent)
+                .where(col(JobEvent.job_id) == job_id)
+                .order_by(col(JobEvent.at), col(JobEvent.id))
+            ).all()
+        )
+
+
+def _state_text(state: str) -> Text:
+    return Text(state, style=_STATE_STYLES.get(state, ""))
+
+
+def _short_time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+
+
+def render_jobs_table(jobs: Sequence[UploadJob], *, title: str | None = None) -> Table:
+    """The jobs as a table: enough to answer "did Jan's diploma arrive, and if not, why?"."""
+    table = Table(title=title, show_lines=False, header_style="bold")
+    table.add_column("id", no_wrap=True)
+    table.add_column("state")
+    table.add_column("tenant")
+    table.add_column("person")
+    table.add_column("type")
+    table.add_column("file")
+    table.add_column("ticket", overflow="fold")
+    table.add_column("tries", justify="right")
+    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("error", overflow="fold")
+    for job in jobs:
+        table.add_row(
+            job.id[:8],
+            _state_text(job.state),
+            job.tenant_id,
+            job.person_code,
+            job.document_type,
+            job.file_name,
+            job.ticket_id or "",
+            str(job.attempts),
+            _short_time(job.created_at),
+            job.last_error or "",
+        )
+    return table
+
+
+def render_job_detail(job: UploadJob, events: Sequence[JobEvent]) -> RenderableType:
+    """One job's fields and its whole history, for `yfdocs status JOB_ID`."""
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold")
+    fields.add_column(overflow="fold")
+    for name, value in job_to_dict(job).items():
+        if name == "state":
+            fields.add_row(name, _state_text(job.state))
+        else:
+            fields.add_row(name, "" if value is None else str(value))
+    history = Table(title="history", header_style="bold")
+    history.add_column("at (UTC)", no_wrap=True)
+    history.add_column("from")
+    history.add_column("to")
+    history.add_column("attempt", justify="right")
+    history.add_column("http", justify="right")
+    history.add_column("correlationId", overflow="fold")
+    history.add_column("reason", overflow="fold")
+    for event in events:
+        history.add_row(
+            _short_time(event.at),
+            event.from_state or "",
+            _state_text(event.to_state),
+            str(event.attempt),
+            "" if event.http_status is None else str(event.http_status),
+            event.correlation_id or "",
+            event.reason,
+        )
+    return Group(fields, Text(""), history)

@@ -1,0 +1,126 @@
+"""Where accepted PDFs wait for their upload: content-addressed, written atomically.
+
+A job row names its PDF by a storage key; the bytes live here, once, however often the same
+document is enqueued. `DocumentStore` is the interface so that an object store can replace
+the filesystem for a fleet without touching the producer or the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+__all__ = ["DocumentStore", "FilesystemDocumentStore", "StorageKeyError"]
+
+CHUNK_BYTES = 1 << 20
+_KEY = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.pdf")
+
+
+class StorageKeyError(ValueError):
+    """A storage key that this store never hands out (and would not resolve safely)."""
+
+
+class DocumentStore(Protocol):
+    """Keeps PDFs by content; a key names the same bytes forever."""
+
+    def put(self, source: bytes | Path) -> str:
+        """Store the bytes (or the file's bytes) and return their key; idempotent."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """The stored bytes for reading; FileNotFoundError when they are gone."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None:
+        """Remove the bytes; deleting what is already gone is not an error."""
+        ...
+
+
+class FilesystemDocumentStore:
+    """PDFs under `root` as `ab/cd/<sha256>.pdf`.
+
+    Written to a temporary file in the target folder, fsynced, then `os.replace`d into
+    place: a reader (or a crash) never sees half a file, and two producers storing the same
+    bytes at once both end with the one complete copy.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"FilesystemDocumentStore({str(self.root)!r})"
+
+    @staticmethod
+    def key_for(sha256: str) -> str:
+        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}.pdf"
+
+    def path(self, key: str) -> Path:
+        """The file behind `key`; only keys of the store's own shape are accepted."""
+        match = _KEY.fullmatch(key)
+        if match is None or match.group(3)[:4] != match.group(1) + match.group(2):
+            raise StorageKeyError(f"not a storage key of this store: {key!r}")
+        return self.root / key
+
+    def put(self, source: bytes | Path) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / ".staging"
+        staging.mkdir(exist_ok=True)
+        descriptor, temp_name = tempfile.mkstemp(dir=staging, suffix=".part")
+        temp_path = Path(temp_name)
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(descriptor, "wb") as out:
+                if isinstance(source, bytes):
+                    digest.update(source)
+                    out.write(source)
+                else:
+                    with Path(source).open("rb") as handle:
+                        while chunk := handle.read(CHUNK_BYTES):
+                            digest.update(chunk)
+                            out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            key = self.key_for(digest.hexdigest())
+            target = self.root / key
+            if target.exists():
+                temp_path.unlink()
+                return key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp_path, target)
+            _fsync_directory(target.parent)
+            return key
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temp_path.unlink()
+            raise
+
+    def open(self, key: str) -> BinaryIO:
+        return self.path(key).open("rb")
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(key).unlink()
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

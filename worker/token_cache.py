@@ -1,0 +1,183 @@
+"""The fleet's token cache in the database: one token per tenant, fetched by one process.
+
+The app may request 400 tokens a month. Every worker process on every machine reads the
+token from the `token_cache` table; when it is missing or about to expire, exactly one of
+them claims the fetch with a short lease (an atomic conditional UPDATE on
+`fetching_until`), and the others wait for the token to appear or for the lease to lapse
+(a fetcher that died), whichever is first. Implements `api_client.TokenCache`.
+
+The token value lives in that table only: never in a log line, a job row or an event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from api_client import AccessToken
+from models import TokenCacheEntry, utcnow
+
+__all__ = ["DatabaseTokenCache", "TokenWaitTimeout"]
+
+log = logging.getLogger(__name__)
+
+_table = TokenCacheEntry.__table__  # type: ignore[attr-defined]
+
+
+class TokenWaitTimeout(TimeoutError):
+    """Another process held the fetch for longer than we are willing to wait."""
+
+
+class DatabaseTokenCache:
+    """`api_client.TokenCache` shared by every process that uses the same database."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        owner: str,
+        *,
+        lease_seconds: float = 30.0,
+        wait_timeout: float = 60.0,
+        poll_interval: float = 0.05,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
+        self.owner = owner[:80]
+        self.lease_seconds = lease_seconds
+        self.wait_timeout = wait_timeout
+        self.poll_interval = poll_interval
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"DatabaseTokenCache(owner={self.owner!r})"
+
+    def get_or_fetch(
+        self, key: str, fetch: Callable[[], AccessToken], margin_seconds: float
+    ) -> AccessToken:
+        """The cached token if it outlives the margin; else one fetch for the whole fleet."""
+        self._ensure_row(key)
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            cached = self._read(key)
+            if cached is not None and not cached.expires_within(margin_seconds, self._clock()):
+                return cached
+            claim = self._claim(key, margin_seconds)
+            if claim is not None:
+                return self._fetch_and_store(key, claim, fetch)
+            if time.monotonic() >= deadline:
+                raise TokenWaitTimeout(
+                    f"waited {self.wait_timeout:.0f}s for another process to fetch the token "
+                    f"for {key}"
+                )
+            time.sleep(self.poll_interval)
+
+    def invalidate(self, key: str, access_token: str) -> None:
+        """Forget the token if it is still this one (a 401 said it is dead)."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_table)
+                .where(_table.c.cache_key == key, _table.c.access_token == access_token)
+                .values(access_token=None, expires_at=None)
+            )
+        log.info("token for %s invalidated", key)
+
+    def _ensure_row(self, key: str) -> None:
+        """Insert the key's row if missing, so that claiming is always a plain UPDATE."""
+        values = {"cache_key": key}
+        with contextlib.suppress(IntegrityError), self._engine.begin() as connection:
+            dialect = connection.dialect.name
+            statement: Any
+            if dialect == "postgresql":
+                statement = postgresql.insert(_table).values(values).on_conflict_do_nothing()
+            elif dialect == "sqlite":
+                statement = sqlite.insert(_table).values(values).on_conflict_do_nothing()
+            else:  # another dialect: a lost race raises IntegrityError, which is fine
+                exists = connection.execute(
+                    select(_table.c.cache_key).where(_table.c.cache_key == key)
+                ).first()
+                if exists is not None:
+                    return
+                statement = insert(_table).values(values)
+            connection.execute(statement)
+
+    def _read(self, key: str) -> AccessToken | None:
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                select(
+                    _table.c.access_token,
+                    _table.c.token_type,
+                    _table.c.scope,
+                    _table.c.expires_at,
+                ).where(_table.c.cache_key == key)
+            ).first()
+        if row is None or row.access_token is None or row.expires_at is None:
+            return None
+        return AccessToken(
+            access_token=row.access_token,
+            token_type=row.token_type or "Bearer",
+            scope=row.scope or "",
+            expires_at=row.expires_at,
+        )
+
+    def _claim(self, key: str, margin_seconds: float) -> str | None:
+        """Take the fetch lease if nobody holds it and the token still needs fetching."""
+        now = self._clock()
+        claim = f"{self.owner}:{uuid.uuid4().hex}"
+        still_needed = or_(
+            _table.c.access_token.is_(None),
+            _table.c.expires_at.is_(None),
+            _table.c.expires_at <= now + timedelta(seconds=margin_seconds),
+        )
+        lease_free = or_(_table.c.fetching_until.is_(None), _table.c.fetching_until <= now)
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                update(_table)
+                .where(and_(_table.c.cache_key == key, lease_free, still_needed))
+                .values(fetching_until=now + timedelta(seconds=self.lease_seconds), fetcher=claim)
+            )
+        return claim if result.rowcount == 1 else None
+
+    def _fetch_and_store(
+        self, key: str, claim: str, fetch: Callable[[], AccessToken]
+    ) -> AccessToken:
+        try:
+            token = fetch()
+        except BaseException:
+            self._release(key, claim)
+            raise
+        ours = _table.c.fetcher == claim
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_table)
+                .where(_table.c.cache_key == key)
+                .values(
+                    access_token=token.access_token,
+                    token_type=token.token_type,
+                    scope=token.scope,
+                    expires_at=token.expires_at,
+                    fetched_at=self._clock(),
+                    fetching_until=case((ours, None), else_=_table.c.fetching_until),
+                    fetcher=case((ours, None), else_=_table.c.fetcher),
+                )
+            )
+        log.info("fetched a new token for %s (expires %s)", key, token.expires_at.isoformat())
+        return token
+
+    def _release(self, key: str, claim: str) -> None:
+        """Give the lease back after a failed fetch, so a waiter may try at once."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_table)
+                .where(_table.c.cache_key == key, _table.c.fetcher == claim)
+                .values(fetching_until=None, fetcher=None)
+            )
