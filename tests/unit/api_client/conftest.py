@@ -31,9 +31,7 @@ def session(transport: FakeTransport) -> Iterator[requests.Session]:
 
 
 @pytest.fixture
-def client(
-    session: requests.Session, governor: RecordingGovernor
-) -> Iterator[YouforceClient]:
+def client(session: requests.Session, governor: RecordingGovernor) -> Iterator[YouforceClient]:
     with YouforceClient(
         api_url=API_URL,
         token_url=TOKEN_URL,

@@ -79,12 +79,20 @@ class FakeTransport(BaseAdapter):
         return b"".join(chunks)
 
     def send(  # type: ignore[override]
-        self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
-        verify: Any = True, cert: Any = None, proxies: Any = None,
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
     ) -> requests.Response:
         call = Call(
-            request.method or "", request.url or "", dict(request.headers),
-            self._body(request), timeout,
+            request.method or "",
+            request.url or "",
+            dict(request.headers),
+            self._body(request),
+            timeout,
         )
         self.calls.append(call)
         if call.url.startswith(TOKEN_URL):
@@ -92,9 +100,14 @@ class FakeTransport(BaseAdapter):
                 return self._run(self.token_answers.pop(0), request)
             self.issued += 1
             return make_response(
-                request, 200,
-                {"access_token": f"tok-{self.issued}", "expires_in": 3600,
-                 "token_type": "Bearer", "scope": "Upload_documents"},
+                request,
+                200,
+                {
+                    "access_token": f"tok-{self.issued}",
+                    "expires_in": 3600,
+                    "token_type": "Bearer",
+                    "scope": "Upload_documents",
+                },
             )
         if not self.api:
             raise AssertionError(f"unexpected API call {call.method} {call.url}")

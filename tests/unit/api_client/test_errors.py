@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from api_client import errors as e
 from api_client import error_for_response, parse_retry_after
+from api_client import errors as e
 
 from .fakes import make_response
 
@@ -39,7 +39,9 @@ def _response(status: int, body: object = None, **kwargs: object) -> requests.Re
         (422, e.UnexpectedStatusError, False),
     ],
 )
-def test_status_maps_to_one_class(status: int, cls: type[e.APIStatusError], retryable: bool) -> None:
+def test_status_maps_to_one_class(
+    status: int, cls: type[e.APIStatusError], retryable: bool
+) -> None:
     error = error_for_response(_response(status, {"message": "m"}))
     assert type(error) is cls
     assert isinstance(error, e.APIStatusError)
@@ -68,8 +70,14 @@ def test_retryable_can_be_overridden() -> None:
 
 
 def test_nested_error_shape() -> None:
-    body = {"error": {"message": "Person unknown", "correlationId": "c-1",
-                      "issuedAt": "2024-01-01", "errorCode": "E404"}}
+    body = {
+        "error": {
+            "message": "Person unknown",
+            "correlationId": "c-1",
+            "issuedAt": "2024-01-01",
+            "errorCode": "E404",
+        }
+    }
     error = error_for_response(_response(404, body, reason="Not Found"))
     assert error.api_message == "Person unknown"
     assert error.correlation_id == "c-1"
@@ -86,8 +94,13 @@ def test_flat_error_shape() -> None:
 
 
 def test_rfc7807_shape() -> None:
-    body = {"type": "about:blank", "title": "Validation failed", "status": 400,
-            "detail": "see errors", "errors": {"Description": ["required"]}}
+    body = {
+        "type": "about:blank",
+        "title": "Validation failed",
+        "status": 400,
+        "detail": "see errors",
+        "errors": {"Description": ["required"]},
+    }
     error = error_for_response(_response(400, body))
     assert error.api_message == "Validation failed - see errors - Description: required"
     assert error.correlation_id is None

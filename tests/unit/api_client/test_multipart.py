@@ -31,8 +31,10 @@ def test_exact_bytes_for_a_small_file(tmp_path: Path) -> None:
         [
             BytesPart([("Content-Disposition", 'form-data; name="Description"')], b"Hi"),
             FilePart(
-                [("Content-Disposition", 'form-data; name="file"; filename="a.pdf"'),
-                 ("Content-Type", "application/pdf")],
+                [
+                    ("Content-Disposition", 'form-data; name="file"; filename="a.pdf"'),
+                    ("Content-Type", "application/pdf"),
+                ],
                 path,
                 13,
             ),
@@ -121,7 +123,9 @@ def test_v11_parts(tmp_path: Path) -> None:
     body = form_data_body("Diploma Jan", date(2024, 5, 6), path, 13, "Diploma 2024.pdf")
     parts = _parse(body.content_type, _drain(body))
     assert [p.get_param("name", header="content-disposition") for p in parts] == [
-        "Description", "ValidFrom", "file",
+        "Description",
+        "ValidFrom",
+        "file",
     ]
     assert parts[0].get_payload(decode=True) == b"Diploma Jan"
     assert parts[1].get_payload(decode=True) == b"2024-05-06"
@@ -148,7 +152,8 @@ def test_v10_parts(tmp_path: Path) -> None:
     )
     parts = _parse(body.content_type, data)
     assert json.loads(parts[0].get_payload(decode=True)) == {
-        "Description": "Cert ü", "ValidFrom": "2021-01-01",
+        "Description": "Cert ü",
+        "ValidFrom": "2021-01-01",
     }
     assert parts[1].get_content_type() == "application/pdf"
     assert parts[1].get_payload(decode=True) == b"%PDF-1.7 data"
