@@ -76,7 +76,7 @@ class RateLimiter:
             if limits.spike_per_minute is not None and usage.last_accepted is not None:
                 interval = 60.0 / limits.spike_per_minute
                 waited = arrived_at - usage.last_accepted
-                if waited < interval:
+                if waited < interval - 1e-6:  # tolerate float rounding of epoch seconds only
                     self.rejections["spike"] += 1
                     raise LimitExceeded(
                         "spike",

@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = ["tests.plugins.database_fixtures"]
+pytest_plugins: list[str] = [
+    "tests.plugins.database_fixtures",
+    "tests.plugins.sandbox_fixtures",
+]
