@@ -59,6 +59,8 @@ class ProducerServices:
     def from_settings(cls, settings: Settings) -> ProducerServices:
         """Open the database (migrating the embedded SQLite), the store and the broker."""
         logging.getLogger("pypdf").setLevel(logging.ERROR)  # its notes are not our errors
+        if settings.uses_filesystem_broker:  # "no hostname supplied" is right for it
+            logging.getLogger("kombu.connection").setLevel(logging.ERROR)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.resolved_database_url
         engine = make_engine(url)

@@ -118,6 +118,7 @@ class ValidatedDocument:
     file_name: str
     original_file_name: str
     idempotency_key: str
+    caller_key: str | None
     priority: Priority
     source: str
 
@@ -192,6 +193,7 @@ def validate_request(request: EnqueueRequest, settings: Settings) -> ValidatedDo
         file_name=name.file_name,
         original_file_name=name.original_file_name,
         idempotency_key=key,
+        caller_key=caller_key,
         priority=Priority(request.priority),
         source=request.source,
     )
@@ -216,12 +218,12 @@ def _existing(engine: Engine, document: ValidatedDocument) -> UploadJob | None:
         job = session.exec(
             select(UploadJob).where(col(UploadJob.idempotency_key) == document.idempotency_key)
         ).first()
-        session.rollback()
     if job is None:
         return None
     differences = _differences(job, document)
     if differences:
-        raise IdempotencyConflict(document.idempotency_key, job.id, differences)
+        shown_key = document.caller_key or document.idempotency_key
+        raise IdempotencyConflict(shown_key, job.id, differences)
     return job
 
 
@@ -265,6 +267,7 @@ def enqueue_document(
     try:
         with session_scope(engine) as session:
             session.add(job)
+            session.flush()  # the job row first: the event's foreign key points at it
             record_created(session, job, reason=f"enqueued by {document.source}", now=now)
     except IntegrityError:
         # Another producer inserted the same key between our look-up and our insert.
