@@ -1,12 +1,104 @@
-"""Commands that run a long-lived process: sandbox, worker, beat, flower, demo."""
+"""Commands that run a long-lived process: worker, beat, flower, sandbox, demo."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
+from worker.settings import Settings
+
 __all__ = ["COMMANDS"]
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj.settings
+    return settings
+
+
+def _prepare_database(settings: Settings) -> None:
+    """Bring the schema to head before serving (PostgreSQL serialises this with a lock)."""
+    from models import make_engine, migrate
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+
+
+@click.command("worker")
+@click.option("--no-beat", is_flag=True, help="Do not embed the sweeper's beat (for fleets).")
+@click.option("--concurrency", type=int, default=None, help="Worker processes [max concurrency].")
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--hostname", default=None, help="Celery node name (default yfdocs-PID@host).")
+@click.pass_context
+def worker_command(
+    ctx: click.Context, no_beat: bool, concurrency: int | None, loglevel: str, hostname: str | None
+) -> None:
+    """Run a Celery worker that uploads documents and follows their tickets."""
+    from worker.celery_app import create_celery_app
+
+    settings = _settings(ctx)
+    if not settings.client_id or settings.client_secret is None:
+        raise click.UsageError("set YFDOCS_CLIENT_ID and YFDOCS_CLIENT_SECRET")
+    _prepare_database(settings)
+    app = create_celery_app(settings)
+    argv = [
+        "worker",
+        f"--loglevel={loglevel}",
+        f"--concurrency={concurrency or settings.max_concurrency}",
+        f"--hostname={hostname or f'yfdocs-{os.getpid()}@%h'}",
+        "--task-events",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    if not no_beat:
+        argv += ["--beat", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"]
+    app.worker_main(argv)
+
+
+@click.command("beat")
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.pass_context
+def beat_command(ctx: click.Context, loglevel: str) -> None:
+    """Run the sweeper's beat alone: exactly one per deployment."""
+    from worker.celery_app import create_celery_app
+
+    settings = _settings(ctx)
+    _prepare_database(settings)
+    app = create_celery_app(settings)
+    app.start(
+        [
+            "beat",
+            f"--loglevel={loglevel}",
+            f"--schedule={settings.data_dir / 'celerybeat-schedule'}",
+        ]
+    )
+
+
+@click.command("flower")
+@click.option("--port", type=int, default=None, help="Port [YFDOCS_FLOWER_PORT or 5555].")
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.pass_context
+def flower_command(ctx: click.Context, port: int | None, address: str) -> None:
+    """Run Flower on this app, behind basic auth (YFDOCS_FLOWER_USER / _PASSWORD).
+
+    Flower's /metrics and /healthcheck answer without authentication: keep it on a
+    private address, as the default does.
+    """
+    from worker.celery_app import create_celery_app
+
+    settings = _settings(ctx)
+    if settings.flower_password is None:
+        raise click.UsageError("set YFDOCS_FLOWER_PASSWORD: Flower never runs without auth")
+    # Given through the environment, not argv: the process list must not show it.
+    os.environ["FLOWER_BASIC_AUTH"] = (
+        f"{settings.flower_user}:{settings.flower_password.get_secret_value()}"
+    )
+    app = create_celery_app(settings)
+    app.start(["flower", f"--port={port or settings.flower_port}", f"--address={address}"])
 
 
 @click.command("sandbox")
@@ -19,4 +111,21 @@ def sandbox_command(port: int, time_scale: float) -> None:
     sys.exit(serve(["--port", str(port), "--time-scale", str(time_scale)]))
 
 
-COMMANDS: list[click.Command] = [sandbox_command]
+@click.command("demo")
+@click.option("--keep", is_flag=True, help="Leave everything running, with Flower, until Ctrl-C.")
+@click.option("--timeout", type=float, default=180.0, show_default=True)
+@click.pass_context
+def demo_command(ctx: click.Context, keep: bool, timeout: float) -> None:
+    """The main job on embedded defaults: sandbox, worker with beat, sample documents."""
+    from worker.demo import run_demo
+
+    sys.exit(run_demo(_settings(ctx), keep=keep, timeout=timeout))
+
+
+COMMANDS: list[click.Command] = [
+    worker_command,
+    beat_command,
+    flower_command,
+    sandbox_command,
+    demo_command,
+]
