@@ -1,0 +1,1 @@
+"""The sandbox over real loopback HTTP, driven by plain requests/http.client."""
