@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api_client import DocumentType
 from models import TERMINAL_STATES, JobState, UploadJob, make_engine, migrate
@@ -88,46 +88,37 @@ def demo_samples(folder: Path) -> list[DemoSample]:
     return samples
 
 
-def _demo_settings(base: Settings, sandbox_url: str, token_url: str) -> Settings:
+def _demo_overrides(base: Settings, sandbox_url: str, token_url: str) -> dict[str, str]:
+    """The demo's settings as YFDOCS_ variables: for this process and the worker alike."""
     from sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID
 
-    return Settings(
-        data_dir=base.data_dir / "demo",
-        database_url=None,
-        broker_url=None,
-        api_url=sandbox_url,
-        token_url=token_url,
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        tenant_id=DEFAULT_TENANT_ID,
-        poll_first_delay=1.0,
-        poll_max_delay=4.0,
-        poll_deadline=120.0,
-        sweep_interval=2.0,
-        lease_seconds=30.0,
-        min_interval=0.6 / DEMO_TIME_SCALE,
-    )
+    values: dict[str, object] = {
+        "data_dir": base.data_dir / "demo",
+        "api_url": sandbox_url,
+        "token_url": token_url,
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET,
+        "tenant_id": DEFAULT_TENANT_ID,
+        "poll_first_delay": 1.0,
+        "poll_max_delay": 4.0,
+        "poll_deadline": 120.0,
+        "sweep_interval": 2.0,
+        "lease_seconds": 30.0,
+        "read_timeout": 10.0,
+        "min_interval": 0.6 / DEMO_TIME_SCALE,
+    }
+    return {f"YFDOCS_{name.upper()}": str(value) for name, value in values.items()}
 
 
-def _child_environment(settings: Settings) -> dict[str, str]:
+def _settings_from(variables: dict[str, str]) -> Settings:
+    """Settings from exactly these variables (the embedded database and broker)."""
+    fields = {name.removeprefix("YFDOCS_").lower(): value for name, value in variables.items()}
+    return Settings(database_url=None, broker_url=None, **fields)  # type: ignore[arg-type]
+
+
+def _child_environment(variables: dict[str, str]) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("YFDOCS_")}
-    secret = settings.client_secret.get_secret_value() if settings.client_secret else ""
-    env.update(
-        {
-            "YFDOCS_DATA_DIR": str(settings.data_dir),
-            "YFDOCS_API_URL": settings.api_url,
-            "YFDOCS_TOKEN_URL": settings.token_url,
-            "YFDOCS_CLIENT_ID": settings.client_id or "",
-            "YFDOCS_CLIENT_SECRET": secret,
-            "YFDOCS_TENANT_ID": settings.tenant_id or "",
-            "YFDOCS_POLL_FIRST_DELAY": str(settings.poll_first_delay),
-            "YFDOCS_POLL_MAX_DELAY": str(settings.poll_max_delay),
-            "YFDOCS_POLL_DEADLINE": str(settings.poll_deadline),
-            "YFDOCS_SWEEP_INTERVAL": str(settings.sweep_interval),
-            "YFDOCS_LEASE_SECONDS": str(settings.lease_seconds),
-            "YFDOCS_MIN_INTERVAL": str(settings.min_interval),
-        }
-    )
+    env.update(variables)
     return env
 
 
@@ -144,7 +135,7 @@ def _stop(process: subprocess.Popen[bytes] | None, grace: float = 20.0) -> None:
 
 def _jobs(engine: Engine, job_ids: list[str]) -> dict[str, UploadJob]:
     with Session(engine) as session:
-        rows = session.exec(select(UploadJob).where(UploadJob.id.in_(job_ids)))  # type: ignore[union-attr]
+        rows = session.exec(select(UploadJob).where(col(UploadJob.id).in_(job_ids)))
         return {job.id: job for job in rows}
 
 
@@ -159,12 +150,13 @@ def run_demo(base_settings: Settings, *, keep: bool = False, timeout: float = 18
             ticket_delay=DelayDistribution(kind="uniform", low=60.0, high=240.0),
         )
     ).start()
-    settings = _demo_settings(base_settings, sandbox.url, sandbox.token_url)
+    variables = _demo_overrides(base_settings, sandbox.url, sandbox.token_url)
+    settings = _settings_from(variables)
     shutil.rmtree(settings.data_dir, ignore_errors=True)
     settings.data_dir.mkdir(parents=True)
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
-    env = _child_environment(settings)
+    env = _child_environment(variables)
     log_path = settings.data_dir / "worker.log"
     worker: subprocess.Popen[bytes] | None = None
     flower: subprocess.Popen[bytes] | None = None

@@ -77,7 +77,11 @@ class WorkerRuntime:
             client=build_client(settings, engine),
             publisher=publisher,
             store=FilesystemDocumentStore(settings.storage_dir),
-            retry_policy=RetryPolicy(max_delay=settings.poll_max_delay),
+            retry_policy=RetryPolicy(
+                base_delay=settings.retry_base_delay,
+                max_delay=settings.retry_max_delay,
+                max_attempts=settings.retry_max_attempts,
+            ),
             poll_schedule=PollSchedule(
                 first_delay=settings.poll_first_delay, max_delay=settings.poll_max_delay
             ),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(120, gt=0)
     sweep_interval: float = Field(15, gt=0)
     retention_days: float = Field(30, ge=0)
+    retry_base_delay: float = Field(2.0, gt=0, description="first backoff after a transient error")
+    retry_max_delay: float = Field(600.0, gt=0, description="longest backoff between two attempts")
+    retry_max_attempts: int = Field(10, ge=1, description="upload attempts before a job fails")
     republish_after: float = Field(
         1800, gt=0, description="a queued job whose message is this old is published again"
     )
@@ -64,6 +67,17 @@ class Settings(BaseSettings):
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> Settings:
+        # A task is stopped at 80% of its lease; a call must fit inside that, or every
+        # slow answer would look like a lost worker.
+        if self.lease_seconds * 0.8 <= self.connect_timeout + self.read_timeout:
+            raise ValueError(
+                "YFDOCS_LEASE_SECONDS must exceed (YFDOCS_CONNECT_TIMEOUT + "
+                "YFDOCS_READ_TIMEOUT) / 0.8"
+            )
+        return self
+
     @property
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file in the data dir."""
@@ -72,7 +86,7 @@ class Settings(BaseSettings):
     @property
     def resolved_broker_url(self) -> str:
         """The configured broker, or the embedded `filesystem://` transport."""
-        return self.broker_url or "filesystem://"
+        return self.broker_url or "filesystem://localhost/"
 
     @property
     def uses_filesystem_broker(self) -> bool:
