@@ -32,7 +32,7 @@ MAX_TAKE = 1000
 
 _PERSON_CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _TICKET_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
-_RECORD_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_RECORD_ID = re.compile(r"[A-Za-z0-9._-](?:[A-Za-z0-9._ -]{0,62}[A-Za-z0-9._-])?")
 _TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FILENAME = re.compile(r"[A-Za-z0-9 _\-.,$()]{1,255}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -61,9 +61,12 @@ def validate_ticket_id(value: object) -> str:
 
 
 def validate_record_id(value: object, what: str = "id") -> str:
-    """An HR record id used in a path (a cost allocation id)."""
+    """An HR record id used in a path (a cost allocation id, which may hold inner spaces)."""
     return _check(
-        _RECORD_ID, value, what, "1-64 ASCII letters, digits, '-', '_' or '.', not '.' or '..'"
+        _RECORD_ID,
+        value,
+        what,
+        "1-64 ASCII letters, digits, '-', '_', '.' or inner spaces, not '.' or '..'",
     )
 
 

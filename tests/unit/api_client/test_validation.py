@@ -116,3 +116,14 @@ def test_valid_from() -> None:
         v.validate_valid_from(datetime(2024, 1, 2, tzinfo=UTC))
     with pytest.raises(InvalidRequestError):
         v.validate_valid_from("2024-01-02")
+
+
+@pytest.mark.parametrize("record_id", ["191166 1 0", "CA-1", "x" * 64])
+def test_good_record_ids(record_id: str) -> None:
+    assert v.validate_record_id(record_id) == record_id
+
+
+@pytest.mark.parametrize("record_id", [" a", "a ", "a/b", "..", "", "x" * 65, "a\tb", "a%20b"])
+def test_bad_record_ids(record_id: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        v.validate_record_id(record_id)
