@@ -223,7 +223,7 @@ class SandboxServer:
         self.service.base_url = self.url
         self._thread = threading.Thread(
             target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": 0.02},
             name=f"sandbox-{self.port}",
             daemon=True,
         )
