@@ -32,6 +32,7 @@ from worker.settings import Settings
 from worker.storage import DocumentStore
 from worker.validation import (
     EnqueueRejected,
+    ValidationError,
     check_pdf,
     default_description,
     read_document,
@@ -46,11 +47,14 @@ from worker.validation import (
 
 __all__ = [
     "SOURCES",
+    "EnqueueRejected",
     "EnqueueRequest",
     "EnqueueResult",
     "IdempotencyConflict",
+    "PublishError",
     "Publisher",
     "ValidatedDocument",
+    "ValidationError",
     "derived_idempotency_key",
     "enqueue_document",
     "publish_job",
