@@ -1,0 +1,108 @@
+"""Every per-app limit answers 429 with a Youforce error body, as the vendor guide lists them."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+
+from tests.integration.sandbox.wire import (
+    admin,
+    api_get,
+    assert_youforce_error,
+    get_token,
+    request_token,
+)
+from tests.plugins.sandbox_fixtures import SandboxFactory
+
+
+def test_fourth_parallel_call_is_429(sandbox_factory: SandboxFactory) -> None:
+    server = sandbox_factory(limits={"max_parallel": 3}, faults={"latency_s": 0.3})
+    token = get_token(server)
+    barrier = threading.Barrier(4)
+    responses: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        barrier.wait()
+        response = api_get(server, token, "jobProfiles")
+        with lock:
+            responses.append(response)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200, 200, 200, 429]
+    refused = next(response for response in responses if response.status_code == 429)
+    body = assert_youforce_error(
+        refused, 429, "policies.concurrentratelimit.ConcurrentRatelimtViolation"
+    )
+    assert "wait for the next time window" in body["error"]["message"]
+    assert "Retry-After" not in refused.headers
+    stats = admin(server, "stats")
+    assert stats["rate_limited"]["parallel"] == 1
+    assert stats["max_concurrency"] == 4
+    # The slots are free again once the answers are out.
+    assert api_get(server, token, "jobProfiles").status_code == 200
+
+
+def test_spike_arrest_smooths_to_one_call_per_interval(sandbox_factory: SandboxFactory) -> None:
+    server = sandbox_factory(limits={"spike_per_minute": 100.0}, time_scale=10.0)  # 0.06 s wall
+    token = get_token(server)
+    assert api_get(server, token, "jobProfiles").status_code == 200
+    refused = api_get(server, token, "jobProfiles")
+    assert_youforce_error(refused, 429, "policies.ratelimit.SpikeArrestViolation")
+    time.sleep(0.07)
+    assert api_get(server, token, "jobProfiles").status_code == 200
+    assert admin(server, "stats")["rate_limited"]["spike"] == 1
+
+
+def test_daily_quota(sandbox_factory: SandboxFactory) -> None:
+    server = sandbox_factory(limits={"daily_quota": 3, "send_retry_after": True})
+    token = get_token(server)
+    for _ in range(3):
+        assert api_get(server, token, "jobProfiles").status_code == 200
+    refused = api_get(server, token, "jobProfiles")
+    assert_youforce_error(refused, 429, "policies.ratelimit.QuotaViolation")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 86_400
+    stats = admin(server, "stats")
+    assert stats["rate_limited"]["daily"] == 1
+    assert stats["daily_calls"]["sandbox-client"] == 3
+
+
+def test_quota_is_per_app_across_tenants(sandbox_factory: SandboxFactory) -> None:
+    server = sandbox_factory(limits={"daily_quota": 2})
+    token = get_token(server)
+    other = get_token(server, tenant="4028869")
+    assert api_get(server, token, "jobProfiles").status_code == 200
+    response = requests.get(
+        f"{server.url}/learning/v1.0/jobProfiles",
+        headers={"Authorization": f"Bearer {other}", "X-Raet-Tenant-Id": "4028869"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert api_get(server, token, "jobProfiles").status_code == 429
+
+
+def test_monthly_token_budget(sandbox_factory: SandboxFactory) -> None:
+    server = sandbox_factory(limits={"monthly_token_budget": 2})
+    assert request_token(server).status_code == 200
+    assert request_token(server).status_code == 200
+    refused = request_token(server)
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limit_exceeded"
+    assert admin(server, "stats")["rate_limited"]["token_budget"] == 1
+
+
+def test_limits_can_be_switched_at_runtime(sandbox_factory: SandboxFactory) -> None:
+    server = sandbox_factory()
+    token = get_token(server)
+    admin(server, "config", {"limits": {"daily_quota": 1}})
+    assert api_get(server, token, "jobProfiles").status_code == 200
+    assert api_get(server, token, "jobProfiles").status_code == 429
+    admin(server, "config", {"limits": {"daily_quota": None}})
+    assert api_get(server, token, "jobProfiles").status_code == 200
