@@ -18,7 +18,7 @@ def _render(pages: int, text: str, padding: int) -> bytes:
     writer.add_metadata({"/Title": text or "yfdocs test document", "/Producer": "tests"})
     if padding:
         # A long metadata string: the file stays a valid PDF, only bigger.
-        info = writer._info.get_object()  # noqa: SLF001
+        info = writer._info.get_object()
         info[NameObject("/Padding")] = TextStringObject("x" * padding)
     buffer = io.BytesIO()
     writer.write(buffer)

@@ -106,10 +106,11 @@ def test_illegal_change_writes_nothing(sqlite_engine: Engine) -> None:
     job = _job()
     with session_scope(sqlite_engine) as session:
         session.add(job)
-    with pytest.raises(IllegalTransition), session_scope(sqlite_engine) as session:
+    with session_scope(sqlite_engine) as session:
         loaded = session.get(UploadJob, job.id)
         assert loaded is not None
-        change_state(session, loaded, JobState.COMPLETE, reason="skip ahead")
+        with pytest.raises(IllegalTransition):
+            change_state(session, loaded, JobState.COMPLETE, reason="skip ahead")
     assert _events(sqlite_engine, job.id) == []
     with Session(sqlite_engine) as session:
         loaded = session.get(UploadJob, job.id)
@@ -122,9 +123,7 @@ def test_success_clears_the_last_error(sqlite_engine: Engine) -> None:
     with session_scope(sqlite_engine) as session:
         session.add(job)
         session.flush()
-        change_state(
-            session, job, JobState.POLLING, reason="uploaded", now=datetime.now(UTC)
-        )
+        change_state(session, job, JobState.POLLING, reason="uploaded", now=datetime.now(UTC))
         assert job.last_error is None
         assert job.last_http_status is None
         assert job.updated_at > datetime.now(UTC) - timedelta(minutes=1)

@@ -47,9 +47,7 @@ def test_second_upgrade_is_a_no_op(tmp_path: Path) -> None:
     try:
         migrate(engine)
         with engine.begin() as connection:
-            connection.execute(
-                text("INSERT INTO token_cache (cache_key) VALUES ('kept')")
-            )
+            connection.execute(text("INSERT INTO token_cache (cache_key) VALUES ('kept')"))
         before = inspect(engine).get_table_names()
         migrate(engine)
         engine.dispose()

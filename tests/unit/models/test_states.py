@@ -6,14 +6,18 @@ import itertools
 
 import pytest
 
-from models import ALLOWED_TRANSITIONS, TERMINAL_STATES, IllegalTransition, JobState, Priority
-from models import check_transition
+from models import (
+    ALLOWED_TRANSITIONS,
+    TERMINAL_STATES,
+    IllegalTransition,
+    JobState,
+    Priority,
+    check_transition,
+)
 
 ALLOWED = [(a, b) for a, targets in ALLOWED_TRANSITIONS.items() for b in sorted(targets)]
 ILLEGAL = [
-    (a, b)
-    for a, b in itertools.product(JobState, JobState)
-    if b not in ALLOWED_TRANSITIONS[a]
+    (a, b) for a, b in itertools.product(JobState, JobState) if b not in ALLOWED_TRANSITIONS[a]
 ]
 
 

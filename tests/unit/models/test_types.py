@@ -35,11 +35,11 @@ def test_round_trip_is_aware_and_normalised_to_utc(sqlite_engine: Engine) -> Non
 
 
 def test_naive_datetime_is_refused(sqlite_engine: Engine) -> None:
-    with pytest.raises(StatementError, match="timezone-aware"), session_scope(
-        sqlite_engine
-    ) as session:
-        session.add(TokenCacheEntry(cache_key="naive", expires_at=datetime(2024, 1, 1)))  # noqa: DTZ001
-        session.flush()
+    naive = datetime(2024, 1, 1)
+    with Session(sqlite_engine) as session:
+        session.add(TokenCacheEntry(cache_key="naive", expires_at=naive))
+        with pytest.raises(StatementError, match="timezone-aware"):
+            session.flush()
 
 
 def test_none_stays_none(sqlite_engine: Engine) -> None:

@@ -69,7 +69,7 @@ def test_default_description_and_sanitised_name(producer: Producer) -> None:
 BAD_INPUTS: list[tuple[str, dict[str, object], str]] = [
     ("not-a-pdf", {"document": b"hello world"}, "not a PDF"),
     ("png-renamed", {"document": png_bytes(), "file_name": "photo.pdf"}, "not a PDF"),
-    ("truncated", {"document": make_pdf(text="t")[:300]}, "truncated|damaged"),
+    ("truncated", {"document": make_pdf(text="t")[:300]}, r"truncated|damaged"),
     ("encrypted", {"document": make_encrypted_pdf()}, "encrypted"),
     ("empty", {"document": b""}, "the file is empty"),
     ("unknown-type", {"document_type": "passport"}, "unknown document type 'passport'"),

@@ -1,0 +1,150 @@
+"""The database token cache on SQLite: one fetch for many threads, reuse, invalidate."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from api_client import AccessToken
+from models import make_engine, migrate, utcnow
+from worker.token_cache import DatabaseTokenCache, TokenWaitTimeout
+
+KEY = "https://connect.example/token|client|4028868"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'tokens.sqlite3'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def token(value: str = "secret-token", lifetime: float = 3600) -> AccessToken:
+    return AccessToken(
+        access_token=value,
+        token_type="Bearer",
+        scope="Upload_documents",
+        expires_at=utcnow() + timedelta(seconds=lifetime),
+    )
+
+
+class CountingFetch:
+    def __init__(self, delay: float = 0.0, value: str = "secret-token") -> None:
+        self.calls = 0
+        self.delay = delay
+        self.value = value
+        self._lock = threading.Lock()
+
+    def __call__(self) -> AccessToken:
+        with self._lock:
+            self.calls += 1
+        time.sleep(self.delay)
+        return token(self.value)
+
+
+def test_fetches_once_then_serves_from_the_table(engine: Engine) -> None:
+    cache = DatabaseTokenCache(engine, owner="test")
+    fetch = CountingFetch()
+    first = cache.get_or_fetch(KEY, fetch, margin_seconds=300)
+    second = DatabaseTokenCache(engine, owner="other").get_or_fetch(KEY, fetch, 300)
+    assert fetch.calls == 1
+    assert first.access_token == second.access_token == "secret-token"
+    assert second.expires_at.tzinfo is not None
+    assert second.scope == "Upload_documents"
+
+
+def test_many_threads_fetch_exactly_once(engine: Engine) -> None:
+    fetch = CountingFetch(delay=0.3)
+    barrier = threading.Barrier(8)
+    tokens: list[str] = []
+
+    def use() -> None:
+        cache = DatabaseTokenCache(engine, owner=threading.current_thread().name)
+        barrier.wait()
+        tokens.append(cache.get_or_fetch(KEY, fetch, margin_seconds=300).access_token)
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert fetch.calls == 1
+    assert tokens == ["secret-token"] * 8
+
+
+def test_token_inside_the_margin_is_refetched(engine: Engine) -> None:
+    cache = DatabaseTokenCache(engine, owner="t")
+    cache.get_or_fetch(KEY, lambda: token("old", lifetime=100), margin_seconds=0)
+    fresh = cache.get_or_fetch(KEY, CountingFetch(value="new"), margin_seconds=300)
+    assert fresh.access_token == "new"
+
+
+def test_invalidate_only_drops_the_named_token(engine: Engine) -> None:
+    cache = DatabaseTokenCache(engine, owner="t")
+    cache.get_or_fetch(KEY, lambda: token("current"), margin_seconds=300)
+    cache.invalidate(KEY, "some-older-token")
+    assert cache.get_or_fetch(KEY, CountingFetch(value="x"), 300).access_token == "current"
+    cache.invalidate(KEY, "current")
+    assert cache.get_or_fetch(KEY, CountingFetch(value="next"), 300).access_token == "next"
+
+
+def test_failed_fetch_releases_the_lease(engine: Engine) -> None:
+    cache = DatabaseTokenCache(engine, owner="t", wait_timeout=2)
+
+    def broken() -> AccessToken:
+        raise RuntimeError("token endpoint down")
+
+    with pytest.raises(RuntimeError, match="token endpoint down"):
+        cache.get_or_fetch(KEY, broken, 300)
+    started = time.monotonic()
+    assert cache.get_or_fetch(KEY, CountingFetch(value="ok"), 300).access_token == "ok"
+    assert time.monotonic() - started < 1  # no waiting on a dead lease
+
+
+def test_a_dead_fetchers_lease_lapses(engine: Engine) -> None:
+    DatabaseTokenCache(engine, owner="t").get_or_fetch(KEY, lambda: token("x"), 300)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE token_cache SET access_token = NULL, fetcher = 'dead', "
+                "fetching_until = :until"
+            ),
+            {"until": (utcnow() + timedelta(seconds=0.5)).replace(tzinfo=None)},
+        )
+    cache = DatabaseTokenCache(engine, owner="t", poll_interval=0.02, wait_timeout=5)
+    started = time.monotonic()
+    assert cache.get_or_fetch(KEY, CountingFetch(value="after"), 300).access_token == "after"
+    assert 0.3 < time.monotonic() - started < 3
+
+
+def test_waiting_is_bounded(engine: Engine) -> None:
+    DatabaseTokenCache(engine, owner="t").get_or_fetch(KEY, lambda: token("x"), 300)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE token_cache SET access_token = NULL, fetching_until = :until"),
+            {"until": (utcnow() + timedelta(hours=1)).replace(tzinfo=None)},
+        )
+    cache = DatabaseTokenCache(engine, owner="t", poll_interval=0.02, wait_timeout=0.3)
+    with pytest.raises(TokenWaitTimeout):
+        cache.get_or_fetch(KEY, CountingFetch(), 300)
+
+
+def test_the_token_never_shows_in_repr_or_logs(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    cache = DatabaseTokenCache(engine, owner="t")
+    got = cache.get_or_fetch(KEY, lambda: token("very-secret-value"), 300)
+    cache.invalidate(KEY, "very-secret-value")
+    assert "very-secret-value" not in repr(got)
+    assert "very-secret-value" not in repr(cache)
+    assert "very-secret-value" not in caplog.text
+    assert caplog.records  # something was logged, just not the token
