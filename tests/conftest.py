@@ -5,4 +5,5 @@ from __future__ import annotations
 pytest_plugins: list[str] = [
     "tests.plugins.database_fixtures",
     "tests.plugins.sandbox_fixtures",
+    "tests.plugins.worker_fixtures",
 ]

@@ -1,0 +1,257 @@
+"""The whole service under test: a real sandbox, real worker processes, a real broker.
+
+`service` gives a `ServiceUnderTest` on the embedded defaults (SQLite, filesystem broker);
+tests parametrised with `broker` run the same on RabbitMQ and Redis. A broker that is
+missing in CI fails the test; on a developer's machine it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlmodel import Session, col, select
+
+from models import TERMINAL_STATES, JobEvent, UploadJob, make_engine, migrate
+from sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, SandboxServer
+from worker.celery_app import CeleryPublisher, create_celery_app
+from worker.producer import EnqueueRequest, enqueue_document
+from worker.sample_documents import render_text_pdf
+from worker.settings import Settings
+from worker.storage import FilesystemDocumentStore
+
+BROKER_ENV = {"redis": "YFDOCS_TEST_REDIS_URL", "amqp": "YFDOCS_TEST_AMQP_URL"}
+
+
+def require_service(env_name: str) -> str:
+    """The URL of a real service the tests need: missing fails in CI, skips elsewhere."""
+    url = os.environ.get(env_name)
+    if url:
+        return url
+    message = f"{env_name} is not set (scripts/test-services.sh starts the services)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def broker_url_for(kind: str) -> str | None:
+    """None for the embedded filesystem broker, else the real broker's URL."""
+    if kind == "filesystem":
+        return None
+    return require_service(BROKER_ENV[kind])
+
+
+def purge_broker(settings: Settings) -> None:
+    """Empty the shared queue of a real broker, so one test's leftovers never reach another."""
+    if settings.uses_filesystem_broker:
+        return
+    app = create_celery_app(settings)
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in app.amqp.queues.values():
+            queue.bind(channel).declare()
+            queue.bind(channel).purge()
+
+
+@dataclass
+class WorkerProcess:
+    """A `yfdocs worker` in its own process group, so a kill takes its pool children too."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool: nothing gets to clean up."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class ServiceUnderTest:
+    """Sandbox + settings + producer in the test process; workers as child processes."""
+
+    sandbox: SandboxServer
+    data_dir: Path
+    variables: dict[str, str]
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.settings = self.make_settings()
+        self.engine = make_engine(self.settings.resolved_database_url)
+        migrate(self.engine)
+        self.app = create_celery_app(self.settings)
+        self.publisher = CeleryPublisher(self.app)
+        self.store = FilesystemDocumentStore(self.settings.storage_dir)
+
+    def make_settings(self, **overrides: str) -> Settings:
+        values = {**self.variables, **overrides}
+        fields = {name.removeprefix("YFDOCS_").lower(): value for name, value in values.items()}
+        fields.setdefault("database_url", None)  # type: ignore[arg-type]
+        fields.setdefault("broker_url", None)  # type: ignore[arg-type]
+        return Settings(**fields)  # type: ignore[arg-type]
+
+    def configure(self, **variables: str) -> None:
+        """Change settings for workers started from now on (and for the producer)."""
+        self.variables.update(variables)
+        self.settings = self.make_settings()
+
+    def start_worker(self, *, beat: bool = True, concurrency: int = 2) -> WorkerProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("YFDOCS_")}
+        env.update(self.variables)
+        index = len(self.workers)
+        log_path = self.data_dir / f"worker-{index}.log"
+        argv = [sys.executable, "-m", "worker", "worker", f"--concurrency={concurrency}"]
+        argv += ["--loglevel=INFO", f"--hostname=test-{index}-{os.getpid()}@%h"]
+        if not beat:
+            argv.append("--no-beat")
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                argv, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        worker = WorkerProcess(process, log_path)
+        self.workers.append(worker)
+        return worker
+
+    def enqueue(
+        self,
+        person_code: str = "191166",
+        document_type: str = "certificate",
+        *,
+        title: str | None = None,
+        publisher: Any = None,
+        **fields: Any,
+    ) -> str:
+        content = render_text_pdf(title or f"{document_type} for {person_code}", [str(time.time())])
+        request = EnqueueRequest(
+            document=content,
+            person_code=person_code,
+            document_type=document_type,
+            file_name=f"{document_type}.pdf",
+            **fields,
+        )
+        result = enqueue_document(
+            request,
+            engine=self.engine,
+            store=self.store,
+            publisher=publisher or self.publisher,
+            settings=self.settings,
+        )
+        return result.job.id
+
+    def job(self, job_id: str) -> UploadJob:
+        with Session(self.engine) as session:
+            job = session.get(UploadJob, job_id)
+            assert job is not None
+            return job
+
+    def events(self, job_id: str) -> list[JobEvent]:
+        with Session(self.engine) as session:
+            statement = select(JobEvent).where(JobEvent.job_id == job_id).order_by(col(JobEvent.id))
+            return list(session.exec(statement))
+
+    def wait_until(
+        self, predicate: Callable[[], bool], *, timeout: float = 60.0, what: str = "condition"
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.2)
+        logs = "\n---\n".join(worker.log_tail() for worker in self.workers)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+
+    def wait_for_end(self, job_ids: list[str], timeout: float = 60.0) -> dict[str, UploadJob]:
+        """Wait until every job is complete, failed or expired; returns them by id."""
+
+        def finished() -> bool:
+            return all(self.job(job_id).job_state in TERMINAL_STATES for job_id in job_ids)
+
+        states = lambda: {job_id: self.job(job_id).state for job_id in job_ids}  # noqa: E731
+        try:
+            self.wait_until(finished, timeout=timeout, what="jobs to finish")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nstates: {states()}") from None
+        return {job_id: self.job(job_id) for job_id in job_ids}
+
+    def received(self) -> list[dict[str, Any]]:
+        """What the sandbox received, in order (its inspection endpoint)."""
+        answer = requests.get(f"{self.sandbox.url}/_sandbox/requests", timeout=10)
+        answer.raise_for_status()
+        payload = answer.json()
+        return list(payload["requests"] if isinstance(payload, dict) else payload)
+
+    def accepted_uploads(self) -> list[dict[str, Any]]:
+        return [
+            entry
+            for entry in self.received()
+            if entry.get("method") == "POST"
+            and "/documents/" in entry.get("path", "")
+            and entry.get("status") == 200
+        ]
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.engine.dispose()
+
+
+def service_variables(data_dir: Path, sandbox: SandboxServer, broker: str) -> dict[str, str]:
+    variables = {
+        "YFDOCS_DATA_DIR": str(data_dir),
+        "YFDOCS_API_URL": sandbox.url,
+        "YFDOCS_TOKEN_URL": sandbox.token_url,
+        "YFDOCS_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "YFDOCS_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "YFDOCS_TENANT_ID": DEFAULT_TENANT_ID,
+        "YFDOCS_POLL_FIRST_DELAY": "0.5",
+        "YFDOCS_POLL_MAX_DELAY": "1.0",
+        "YFDOCS_SWEEP_INTERVAL": "1.0",
+        "YFDOCS_LEASE_SECONDS": "12",
+        "YFDOCS_CONNECT_TIMEOUT": "2",
+        "YFDOCS_READ_TIMEOUT": "6",
+        "YFDOCS_RETRY_BASE_DELAY": "0.2",
+        "YFDOCS_RETRY_MAX_DELAY": "1.0",
+    }
+    url = broker_url_for(broker)
+    if url is not None:
+        variables["YFDOCS_BROKER_URL"] = url
+    return variables
+
+
+@pytest.fixture
+def broker() -> str:
+    """The broker kind; tests parametrise it over filesystem, redis and amqp."""
+    return "filesystem"
+
+
+@pytest.fixture
+def service(tmp_path: Path, sandbox: SandboxServer, broker: str) -> Iterator[ServiceUnderTest]:
+    data_dir = tmp_path / "yfdocs"
+    under_test = ServiceUnderTest(sandbox, data_dir, service_variables(data_dir, sandbox, broker))
+    purge_broker(under_test.settings)
+    yield under_test
+    under_test.close()
