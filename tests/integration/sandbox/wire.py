@@ -49,19 +49,24 @@ def token_form(**overrides: str | None) -> dict[str, str]:
     return {key: value for key, value in form.items() if value is not None}
 
 
+def post_token(
+    server: SandboxServer, form: dict[str, str], headers: dict[str, str]
+) -> requests.Response:
+    return requests.post(server.token_url, data=form, headers=headers, timeout=TIMEOUT)
+
+
 def request_token(
     server: SandboxServer, headers: dict[str, str] | None = None, **form: str | None
 ) -> requests.Response:
-    return requests.post(
-        server.token_url,
-        data=token_form(**form),
-        headers={"Cache-Control": "no-cache"} if headers is None else headers,
-        timeout=TIMEOUT,
-    )
+    """A token request with the documented form; keyword overrides (None drops a field)."""
+    sent_headers = {"Cache-Control": "no-cache"} if headers is None else headers
+    return post_token(server, token_form(**form), sent_headers)
 
 
 def get_token(server: SandboxServer, tenant: str = TENANT, **form: str | None) -> str:
-    response = request_token(server, tenant_id=tenant, **form)
+    response = post_token(
+        server, token_form(tenant_id=tenant, **form), {"Cache-Control": "no-cache"}
+    )
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
