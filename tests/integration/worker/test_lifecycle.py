@@ -57,7 +57,8 @@ def test_a_ticket_that_fails_ends_failed_with_the_api_messages(service: ServiceU
 
     assert job.state == "failed"
     assert job.ticket_id is not None
-    assert job.last_error is not None and "locked" in job.last_error.lower()
+    assert job.last_error is not None
+    assert "locked" in job.last_error.lower()
     assert service.events(job_id)[-1].to_state == "failed"
 
 
@@ -69,7 +70,8 @@ def test_a_ticket_that_never_completes_expires_at_the_deadline(service: ServiceU
     job = service.wait_for_end([job_id], timeout=30)[job_id]
 
     assert job.state == "expired"
-    assert job.uploaded_at is not None and job.finished_at is not None
+    assert job.uploaded_at is not None
+    assert job.finished_at is not None
     waited = (job.finished_at - job.uploaded_at).total_seconds()
     assert 3.0 <= waited < 10.0
     assert job.poll_count >= 2, "polled on the way, not only at the deadline"
