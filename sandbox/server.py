@@ -170,6 +170,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(16)
 
     def _write(self, response: ApiResponse) -> None:
+        """Send the answer; a client that already hung up (timeout, killed) is no error here."""
+        try:
+            self._send(response)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _send(self, response: ApiResponse) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))

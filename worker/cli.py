@@ -35,9 +35,9 @@ def main(ctx: click.Context, verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from worker import cli_jobs, cli_services
+    from worker import cli_jobs, cli_recovery, cli_services
 
-    for module in (cli_jobs, cli_services):
+    for module in (cli_jobs, cli_recovery, cli_services):
         for command in module.COMMANDS:
             main.add_command(command)
 
