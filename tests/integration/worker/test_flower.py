@@ -1,0 +1,212 @@
+"""Flower, as an administrator sees it: a real headless Chromium against `yfdocs flower`.
+
+Flower's task table is filled by JavaScript after the page loads, so only a browser shows
+what an administrator sees. The pages must show the yfdocs tasks with their job ids and
+never a secret: not the client secret, not Flower's own password, not a bearer token.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+from sqlmodel import Session, select
+
+from models import TokenCacheEntry
+from sandbox import DEFAULT_CLIENT_SECRET
+from tests.plugins.browser import HeadlessChromium, chromium_path
+from tests.plugins.worker_fixtures import ServiceUnderTest
+from worker.celery_app import POLL_TASK, UPLOAD_TASK
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+FLOWER_USER = "admin"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class FlowerProcess:
+    """`yfdocs flower` as a child process, with the password it was given."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    password: str
+    log_path: Path
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (FLOWER_USER, self.password)
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
+
+    def get(self, path: str, *, auth: bool = True) -> requests.Response:
+        return requests.get(f"{self.url}{path}", auth=self.auth if auth else None, timeout=10)
+
+    def wait_until_answering(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"flower exited with {self.process.returncode}")
+            try:
+                if self.get("/healthcheck", auth=False).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"flower did not answer in {timeout}s\n{self.log_tail()}")
+
+    def wait_for_worker(self, prefix: str, timeout: float = 30.0) -> str:
+        """The name of a worker whose events Flower receives (proof the event stream works)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            workers = self.get("/workers?json=1").json().get("data", [])
+            names = [worker["hostname"] for worker in workers if worker.get("status")]
+            for name in names:
+                if name.startswith(prefix):
+                    return str(name)
+            time.sleep(0.3)
+        raise AssertionError(f"flower saw no worker {prefix}* in {timeout}s\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def chromium() -> str:
+    return chromium_path()
+
+
+@pytest.fixture
+def flower(service: ServiceUnderTest) -> Iterator[FlowerProcess]:
+    port = free_port()
+    password = secrets.token_urlsafe(18)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YFDOCS_", "FLOWER_"))}
+    env.update(service.variables, YFDOCS_FLOWER_PASSWORD=password)
+    log_path = service.data_dir / "flower.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "worker", "flower", f"--port={port}"]
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            argv, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    running = FlowerProcess(process, f"http://127.0.0.1:{port}", password, log_path)
+    try:
+        running.wait_until_answering()
+        yield running
+    finally:
+        running.stop()
+
+
+TASK_SEARCH_BOX = "#tasks-table_filter input"
+TASK_ROWS = """Array.from(document.querySelectorAll('#tasks-table tbody tr')).map(row => ({
+    text: row.innerText,
+    uuid: (row.querySelector('a[href*="/task/"]') || {}).title || null,
+}))"""
+TASK_TABLE_INFO = "(document.querySelector('#tasks-table_info') || {}).innerText || ''"
+TASK_ARGS = """Array.from(document.querySelectorAll('dt'))
+    .filter(dt => dt.textContent.trim() == 'Arguments')
+    .map(dt => dt.nextElementSibling.textContent).join(' ')"""
+
+
+def task_rows(browser: HeadlessChromium) -> list[dict[str, str]]:
+    return list(browser.evaluate(TASK_ROWS))
+
+
+def shows_upload_and_polls(browser: HeadlessChromium) -> bool:
+    """The table shows the search's answer: only yfdocs upload and poll tasks, both kinds."""
+    if "filtered from" not in browser.evaluate(TASK_TABLE_INFO):
+        return False
+    rows = task_rows(browser)
+    names = {name for row in rows for name in (UPLOAD_TASK, POLL_TASK) if name in row["text"]}
+    every_row_is_ours = all(
+        row["uuid"] and (UPLOAD_TASK in row["text"] or POLL_TASK in row["text"]) for row in rows
+    )
+    return every_row_is_ours and names == {UPLOAD_TASK, POLL_TASK}
+
+
+def bearer_tokens(service: ServiceUnderTest) -> list[str]:
+    """The access tokens the workers hold in the fleet's token cache."""
+    with Session(service.engine) as session:
+        entries = session.exec(select(TokenCacheEntry)).all()
+    return [entry.access_token for entry in entries if entry.access_token]
+
+
+def test_flower_shows_the_tasks_with_job_ids_and_no_secret(
+    chromium: str, service: ServiceUnderTest, flower: FlowerProcess
+) -> None:
+    service.start_worker()
+    worker_name = flower.wait_for_worker(f"test-0-{os.getpid()}@")
+    job_ids = [service.enqueue(), service.enqueue(document_type="diploma")]
+    jobs = service.wait_for_end(job_ids)
+    assert {job.state for job in jobs.values()} == {"complete"}
+    tokens = bearer_tokens(service)
+    assert tokens, "the workers fetched a token, so there is one to look for"
+    forbidden = {
+        "client secret": DEFAULT_CLIENT_SECRET,
+        "flower password": flower.password,
+        **{f"bearer token {n}": token for n, token in enumerate(tokens)},
+    }
+
+    # A documented Flower trap: the health check answers without credentials.
+    assert flower.get("/healthcheck", auth=False).status_code == 200
+    assert flower.get("/tasks", auth=False).status_code == 401
+
+    with HeadlessChromium(chromium) as browser:
+        assert browser.navigate(f"{flower.url}/tasks").status == 401
+
+        browser.use_basic_auth(*flower.auth)
+        pages: dict[str, str] = {}
+        for job_id in job_ids:
+            # What an administrator does to find one document's tasks: search by argument.
+            assert browser.navigate(f"{flower.url}/tasks").status == 200
+            browser.type_into(TASK_SEARCH_BOX, f"args:{job_id}")
+            browser.wait_for(
+                lambda: shows_upload_and_polls(browser), what=f"the tasks of job {job_id}"
+            )
+            pages[f"tasks of {job_id}"] = browser.page_source()
+            for row in task_rows(browser):
+                assert browser.navigate(f"{flower.url}/task/{row['uuid']}").status == 200
+                assert job_id in browser.evaluate(TASK_ARGS), "the job id is the argument"
+                pages[f"task {row['uuid']}"] = browser.page_source()
+
+        worker_url = f"{flower.url}/worker/{quote(worker_name, safe='')}"
+        assert browser.navigate(worker_url).status == 200
+        browser.wait_for(
+            lambda: "task_acks_late" in browser.page_source(), what="the worker's config"
+        )
+        worker_page = browser.page_source()
+
+    pages["worker"] = worker_page
+    assert len(pages) >= 2 * 3 + 1, "two tasks pages, an upload and a poll per job, the worker"
+    leaks = [
+        f"{what} on the {page} page"
+        for page, source in pages.items()
+        for what, secret in forbidden.items()
+        if secret in source
+    ]
+    assert leaks == []
+    assert all("Bearer " not in source for source in pages.values())
