@@ -18,9 +18,10 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def _prepare_database(settings: Settings) -> None:
-    """Bring the schema to head before serving (PostgreSQL serialises this with a lock)."""
+    """Make the data dir and bring the schema to head (PostgreSQL serialises this with a lock)."""
     from models import make_engine, migrate
 
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     try:
         migrate(engine)
