@@ -340,9 +340,7 @@ class YouforceClient:
         take: int | None = None,
     ) -> Iterator[HrRecord]:
         """Persons, page after page (arguments are checked now, pages fetched as consumed)."""
-        tenant = validate_tenant_id(tenant_id)
-        params = self._filters(changed_after, changed_until, take)
-        return self._records(tenant, "/learning/v1.0/persons", params)
+        return self._listing(tenant_id, "persons", {}, changed_after, changed_until, take)
 
     def employments(
         self,
@@ -355,14 +353,10 @@ class YouforceClient:
         take: int | None = None,
     ) -> Iterator[HrRecord]:
         """Employments, optionally of one person (by personCode or personId)."""
-        tenant = validate_tenant_id(tenant_id)
-        params: dict[str, str | int] = {}
         if person_code is not None:
-            params["personCode"] = validate_person_code(person_code)
-        if person_id is not None:
-            params["personId"] = validate_query_text(person_id, "personId")
-        params.update(self._filters(changed_after, changed_until, take))
-        return self._records(tenant, "/learning/v1.0/employments", params)
+            person_code = validate_person_code(person_code)
+        filters = {"personCode": person_code, "personId": person_id}
+        return self._listing(tenant_id, "employments", filters, changed_after, changed_until, take)
 
     def cost_allocation(self, tenant_id: str, cost_allocation_id: str) -> HrRecord:
         """One cost allocation by id."""
@@ -393,12 +387,10 @@ class YouforceClient:
         take: int | None = None,
     ) -> Iterator[HrRecord]:
         """Organization units, optionally filtered by shortName."""
-        tenant = validate_tenant_id(tenant_id)
-        params: dict[str, str | int] = {}
-        if short_name is not None:
-            params["shortName"] = validate_query_text(short_name, "shortName")
-        params.update(self._filters(changed_after, changed_until, take))
-        return self._records(tenant, "/learning/v1.0/organizationUnits", params)
+        filters = {"shortName": short_name}
+        return self._listing(
+            tenant_id, "organizationUnits", filters, changed_after, changed_until, take
+        )
 
     def role_assignments(
         self,
@@ -411,14 +403,10 @@ class YouforceClient:
         take: int | None = None,
     ) -> Iterator[HrRecord]:
         """Role assignments, optionally of one person or one role (shortName)."""
-        tenant = validate_tenant_id(tenant_id)
-        params: dict[str, str | int] = {}
-        if person_id is not None:
-            params["personId"] = validate_query_text(person_id, "personId")
-        if short_name is not None:
-            params["shortName"] = validate_query_text(short_name, "shortName")
-        params.update(self._filters(changed_after, changed_until, take))
-        return self._records(tenant, "/learning/v1.0/roleAssignments", params)
+        filters = {"personId": person_id, "shortName": short_name}
+        return self._listing(
+            tenant_id, "roleAssignments", filters, changed_after, changed_until, take
+        )
 
     def job_profiles(
         self,
@@ -430,9 +418,24 @@ class YouforceClient:
         take: int | None = None,
     ) -> Iterator[HrRecord]:
         """Job profiles, optionally filtered by shortName."""
+        filters = {"shortName": short_name}
+        return self._listing(tenant_id, "jobProfiles", filters, changed_after, changed_until, take)
+
+    def _listing(
+        self,
+        tenant_id: str,
+        resource: str,
+        text_filters: Mapping[str, str | None],
+        changed_after: datetime | None,
+        changed_until: datetime | None,
+        take: int | None,
+    ) -> Iterator[HrRecord]:
+        """One HR-data collection: filters checked now, pages fetched as they are consumed."""
         tenant = validate_tenant_id(tenant_id)
-        params: dict[str, str | int] = {}
-        if short_name is not None:
-            params["shortName"] = validate_query_text(short_name, "shortName")
+        params: dict[str, str | int] = {
+            name: validate_query_text(value, name)
+            for name, value in text_filters.items()
+            if value is not None
+        }
         params.update(self._filters(changed_after, changed_until, take))
-        return self._records(tenant, "/learning/v1.0/jobProfiles", params)
+        return self._records(tenant, f"/learning/v1.0/{resource}", params)

@@ -48,19 +48,7 @@ def change_state(
     job.last_error = error
     job.last_http_status = http_status if error is not None else None
     job.last_correlation_id = correlation_id if error is not None else None
-    event = JobEvent(
-        job_id=job.id,
-        at=now,
-        from_state=from_state.value,
-        to_state=to_state.value,
-        reason=reason,
-        attempt=job.attempts,
-        http_status=http_status,
-        correlation_id=correlation_id,
-    )
-    session.add(job)
-    session.add(event)
-    return event
+    return _append_event(session, job, from_state.value, reason, http_status, correlation_id, now)
 
 
 def record_note(
@@ -80,10 +68,23 @@ def record_note(
         job.last_error = error
         job.last_http_status = http_status
         job.last_correlation_id = correlation_id
+    return _append_event(session, job, job.state, reason, http_status, correlation_id, now)
+
+
+def _append_event(
+    session: Session,
+    job: UploadJob,
+    from_state: str,
+    reason: str,
+    http_status: int | None,
+    correlation_id: str | None,
+    now: datetime,
+) -> JobEvent:
+    """The event row for the job as it now stands (its state is the event's `to_state`)."""
     event = JobEvent(
         job_id=job.id,
         at=now,
-        from_state=job.state,
+        from_state=from_state,
         to_state=job.state,
         reason=reason,
         attempt=job.attempts,
