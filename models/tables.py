@@ -1,4 +1,5 @@
-"""The tables: upload jobs, their audit trail, the fleet's token cache and API call ledger.
+"""The tables: upload jobs, their audit trail, the fleet's token cache, API call ledger and
+the rate governor's slots and pacing state.
 
 The database is the record. A Celery message carries only a job id; everything a worker
 needs, and everything an operator asks months later, is here.
@@ -9,13 +10,21 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Column, ForeignKey, Index, String, Text
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from models.states import JobState, Priority
 from models.types import UTCDateTime, utcnow
 
-__all__ = ["ApiCall", "JobEvent", "TokenCacheEntry", "UploadJob", "new_job_id"]
+__all__ = [
+    "ApiCall",
+    "GovernorSlot",
+    "GovernorState",
+    "JobEvent",
+    "TokenCacheEntry",
+    "UploadJob",
+    "new_job_id",
+]
 
 
 def new_job_id() -> str:
@@ -125,3 +134,37 @@ class ApiCall(SQLModel, table=True):
     tenant_id: str = Field(max_length=64)
     status_code: int | None = None
     duration_ms: int | None = None
+
+
+class GovernorSlot(SQLModel, table=True):
+    """One of the fleet's parallel API call permits, held under a lease.
+
+    The API allows a fixed number of calls in flight per app, across every process. A
+    process takes a free (or lapsed) row for the length of one call; a process that dies
+    holding one loses it when `lease_expires_at` passes, so a crash never leaks a permit.
+    Rows are created on demand up to the configured concurrency; rows numbered above it
+    (left by an earlier, larger setting) are ignored.
+    """
+
+    __tablename__ = "governor_slots"
+
+    slot_no: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    holder: str | None = Field(default=None, max_length=128)
+    acquired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class GovernorState(SQLModel, table=True):
+    """The fleet's pacing state: one row (id 1), locked by whoever starts a call.
+
+    `next_call_at` spaces the starts of calls by the minimum interval; `backoff_until`
+    holds every process back after a 429, because the API's limits are per app, not per
+    process.
+    """
+
+    __tablename__ = "governor_state"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    next_call_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    backoff_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    backoff_reason: str | None = Field(default=None, max_length=255)
