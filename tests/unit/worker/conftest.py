@@ -1,0 +1,294 @@
+"""A `WorkerRuntime` for unit tests: real SQLite and document store, fake API and broker.
+
+The API client and the publisher are the only fakes: the client plays back scripted
+answers (or raises real `api_client` errors), the publisher records what it was asked to
+send (or refuses like a dead broker). Time is a list cell the test moves by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from api_client import DocumentType, TicketStatus, UploadReceipt
+from models import JobEvent, Priority, UploadJob, make_engine, migrate
+from tests.pdf_samples import make_pdf
+from worker.celery_app import PublishError
+from worker.producer import EnqueueRequest, enqueue_document
+from worker.retry_policy import PollSchedule, RetryPolicy
+from worker.runtime import WorkerRuntime
+from worker.settings import Settings
+from worker.storage import FilesystemDocumentStore
+
+TENANT = "4028868"
+OWNER = "unit-host:1"
+# Just after the real "now": the producer stamps `created_at` with the real clock.
+START = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+
+Answer = Any  # a value to return, an exception to raise, or a callable to call
+
+
+@dataclass
+class UploadCall:
+    tenant_id: str
+    person_code: str
+    document_type: DocumentType
+    path: Path
+    description: str
+    valid_from: date | None
+    filename: str | None
+
+
+@dataclass
+class FakeClient:
+    """Plays back scripted answers in order; fails the test when asked more than scripted."""
+
+    upload_answers: list[Answer] = field(default_factory=list)
+    status_answers: list[Answer] = field(default_factory=list)
+    upload_calls: list[UploadCall] = field(default_factory=list)
+    status_calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def upload_document(
+        self,
+        tenant_id: str,
+        person_code: str,
+        document_type: DocumentType | str,
+        pdf_path: Path | str,
+        *,
+        description: str,
+        valid_from: date | None = None,
+        filename: str | None = None,
+    ) -> UploadReceipt:
+        self.upload_calls.append(
+            UploadCall(
+                tenant_id,
+                person_code,
+                DocumentType(document_type),
+                Path(pdf_path),
+                description,
+                valid_from,
+                filename,
+            )
+        )
+        if not self.upload_answers:
+            raise AssertionError("unexpected upload_document call")
+        return cast(UploadReceipt, _play(self.upload_answers.pop(0)))
+
+    def ticket_status(self, tenant_id: str, ticket_id: str) -> TicketStatus:
+        self.status_calls.append((tenant_id, ticket_id))
+        if not self.status_answers:
+            raise AssertionError("unexpected ticket_status call")
+        return cast(TicketStatus, _play(self.status_answers.pop(0)))
+
+
+def _play(answer: Answer) -> Any:
+    if isinstance(answer, BaseException):
+        raise answer
+    if callable(answer):
+        return answer()
+    return answer
+
+
+@dataclass
+class FakePublisher:
+    """Records (task, job id, countdown); refuses every call while `down` is set."""
+
+    down: bool = False
+    fail_after: int | None = None  # accept this many calls, then refuse
+    sent: list[tuple[str, str, float | None]] = field(default_factory=list)
+    refused: int = 0
+
+    def _send(self, kind: str, job_id: str, countdown: float | None) -> None:
+        if self.down or (self.fail_after is not None and len(self.sent) >= self.fail_after):
+            self.refused += 1
+            raise PublishError(f"broker down (fake): {kind} {job_id}")
+        self.sent.append((kind, job_id, countdown))
+
+    def publish_upload(self, job_id: str, countdown: float | None = None) -> None:
+        self._send("upload", job_id, countdown)
+
+    def publish_poll(self, job_id: str, countdown: float | None = None) -> None:
+        self._send("poll", job_id, countdown)
+
+    def of(self, kind: str) -> list[tuple[str, float | None]]:
+        return [
+            (job_id, countdown) for sent_kind, job_id, countdown in self.sent if sent_kind == kind
+        ]
+
+    def clear(self) -> None:
+        self.sent.clear()
+
+
+def receipt(ticket_id: str = "tkt-0001", correlation_id: str | None = "corr-up-1") -> UploadReceipt:
+    return UploadReceipt(
+        ticket_id=ticket_id,
+        description="Certificate: test.pdf",
+        size=1234,
+        tenant_id=TENANT,
+        created_at_raw="2025-03-10T09:00:00Z",
+        status=TicketStatus.from_api("InProgress"),
+        correlation_id=correlation_id,
+    )
+
+
+def status(name: str, messages: list[str] | None = None) -> TicketStatus:
+    return TicketStatus.from_api(name, messages)
+
+
+@dataclass
+class Harness:
+    """The runtime and its fakes, plus helpers to make and read jobs."""
+
+    rt: WorkerRuntime
+    client: FakeClient
+    publisher: FakePublisher
+    now: list[datetime]
+    _pdf_counter: int = 0
+
+    @property
+    def engine(self) -> Engine:
+        return self.rt.engine
+
+    @property
+    def store(self) -> FilesystemDocumentStore:
+        return self.rt.store
+
+    def advance(self, seconds: float) -> datetime:
+        self.now[0] += timedelta(seconds=seconds)
+        return self.now[0]
+
+    def enqueue(
+        self,
+        *,
+        priority: Priority = Priority.LIVE,
+        content: bytes | None = None,
+        person_code: str = "10001",
+        key: str | None = None,
+    ) -> str:
+        """A queued job made by the real producer; its publish is forgotten afterwards."""
+        if content is None:
+            self._pdf_counter += 1
+            content = make_pdf(text=f"unit worker document {self._pdf_counter}")
+        result = enqueue_document(
+            EnqueueRequest(
+                document=content,
+                person_code=person_code,
+                document_type=DocumentType.CERTIFICATE,
+                file_name="test.pdf",
+                priority=priority,
+                idempotency_key=key,
+            ),
+            engine=self.engine,
+            store=self.store,
+            publisher=self.publisher,
+            settings=self.rt.settings,
+        )
+        assert result.created
+        self.publisher.clear()
+        return result.job.id
+
+    def job(self, job_id: str) -> UploadJob:
+        with Session(self.engine) as session:
+            job = session.get(UploadJob, job_id)
+            assert job is not None
+            session.expunge(job)
+            return job
+
+    def events(self, job_id: str) -> list[JobEvent]:
+        with Session(self.engine) as session:
+            rows = list(
+                session.exec(
+                    select(JobEvent).where(JobEvent.job_id == job_id).order_by(col(JobEvent.id))
+                )
+            )
+            for row in rows:
+                session.expunge(row)
+            return rows
+
+    def update(self, job_id: str, **values: Any) -> None:
+        """Put a job into a shape that a test needs (a stand-in for another process)."""
+        with Session(self.engine) as session:
+            job = session.get(UploadJob, job_id)
+            assert job is not None
+            for name, value in values.items():
+                setattr(job, name, value)
+            session.add(job)
+            session.commit()
+
+    def polling_job(self, ticket_id: str = "tkt-0001", **values: Any) -> str:
+        """A job that was uploaded at `now` and waits for its first poll."""
+        job_id = self.enqueue()
+        self.client.upload_answers.append(receipt(ticket_id))
+        from worker.services import upload_job
+
+        outcome = upload_job(self.rt, job_id)
+        assert outcome.action.startswith("uploaded"), outcome
+        if values:
+            self.update(job_id, **values)
+        self.publisher.clear()
+        return job_id
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    return Settings(data_dir=data_dir, tenant_id=TENANT, _env_file=None, **overrides)
+
+
+@pytest.fixture(autouse=True)
+def _no_yfdocs_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settings under test are the ones a test passes, not the developer's shell."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("YFDOCS_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def make_harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    engines: list[Engine] = []
+
+    def build(
+        *,
+        retry_policy: RetryPolicy | None = None,
+        poll_schedule: PollSchedule | None = None,
+        **settings_overrides: Any,
+    ) -> Harness:
+        data_dir = tmp_path / f"data{len(engines)}"
+        settings = make_settings(data_dir, **settings_overrides)
+        engine = make_engine(settings.resolved_database_url)
+        migrate(engine)
+        engines.append(engine)
+        now = [START]
+        client = FakeClient()
+        publisher = FakePublisher()
+        rt = WorkerRuntime(
+            settings=settings,
+            engine=engine,
+            client=client,  # type: ignore[arg-type]  # the fake speaks the same two calls
+            publisher=publisher,
+            store=FilesystemDocumentStore(settings.storage_dir),
+            owner=OWNER,
+            clock=lambda: now[0],
+            # No jitter: every delay below is exact (the jitter has its own tests).
+            retry_policy=retry_policy
+            or RetryPolicy(base_delay=2.0, multiplier=2.0, max_delay=600.0, jitter=0.0),
+            poll_schedule=poll_schedule
+            or PollSchedule(first_delay=30.0, multiplier=2.0, max_delay=900.0),
+        )
+        return Harness(rt=rt, client=client, publisher=publisher, now=now)
+
+    yield build
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def h(make_harness: Callable[..., Harness]) -> Harness:
+    return make_harness()

@@ -1,0 +1,405 @@
+"""`sweep`: lease recovery, publishing what has no message, due polls, retention."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from api_client import BadRequestError
+from models import JobState, Priority
+from tests.pdf_samples import make_pdf
+from tests.unit.worker.conftest import OWNER, Harness, receipt, status
+from worker.services import poll_job, upload_job
+from worker.sweeper import SweepReport, sweep
+
+DAY = 86400.0
+
+
+class WorkerKilled(BaseException):
+    """Stands in for a worker process dying in the middle of an API call."""
+
+
+def _unpublished(h: Harness, **kwargs: object) -> str:
+    """A queued job whose message never reached the broker."""
+    h.publisher.down = True
+    try:
+        job_id = h.enqueue(**kwargs)  # type: ignore[arg-type]
+    finally:
+        h.publisher.down = False
+    assert h.job(job_id).published_at is None
+    return job_id
+
+
+def _killed_mid_upload(h: Harness) -> str:
+    job_id = h.enqueue()
+    h.client.upload_answers.append(WorkerKilled())
+    with pytest.raises(WorkerKilled):
+        upload_job(h.rt, job_id)
+    return job_id
+
+
+def _killed_mid_poll(h: Harness) -> str:
+    job_id = h.polling_job(next_poll_at=h.now[0])
+    h.client.status_answers.append(WorkerKilled())
+    with pytest.raises(WorkerKilled):
+        poll_job(h.rt, job_id)
+    return job_id
+
+
+def _complete(h: Harness, content: bytes | None = None, person_code: str = "10001") -> str:
+    """A job uploaded and completed at the harness's current time."""
+    job_id = h.enqueue(content=content, person_code=person_code)
+    h.client.upload_answers.append(receipt())
+    upload_job(h.rt, job_id)
+    h.update(job_id, next_poll_at=h.now[0])
+    h.client.status_answers.append(status("Complete"))
+    assert poll_job(h.rt, job_id).action == "complete"
+    h.publisher.clear()
+    return job_id
+
+
+def test_an_idle_pass_does_nothing(h: Harness) -> None:
+    h.polling_job()  # next poll in 30 s, already published
+    report = sweep(h.rt)
+    assert report == SweepReport()
+    assert str(report) == "sweep: nothing due"
+    assert h.publisher.sent == []
+
+
+# --- lease recovery -----------------------------------------------------------------------
+
+
+def test_an_expired_upload_lease_is_taken_back_and_published(h: Harness) -> None:
+    lost = _killed_mid_upload(h)
+    h.advance(100)
+    alive = _killed_mid_upload(h)  # its lease runs 100 s longer
+    now = h.advance(21)
+
+    report = sweep(h.rt)
+
+    assert report.recovered_uploads == 1
+    assert report.published_uploads == 1
+    assert h.publisher.sent == [("upload", lost, None)]
+    job = h.job(lost)
+    assert job.job_state is JobState.QUEUED
+    assert job.lease_owner is None
+    assert job.lease_expires_at is None
+    assert job.published_at == now
+    last = h.events(lost)[-1]
+    assert (last.from_state, last.to_state) == ("uploading", "queued")
+    assert last.reason == (
+        f"worker {OWNER} lost during upload attempt 1 (lease expired); uploading again. "
+        "If the lost attempt reached Youforce, the document arrives twice"
+    )
+    assert h.job(alive).job_state is JobState.UPLOADING
+    assert h.job(alive).lease_owner == OWNER
+    assert "recovered_uploads=1" in str(report)
+
+
+def test_a_lease_is_not_taken_back_at_the_very_moment_it_ends(h: Harness) -> None:
+    job_id = _killed_mid_upload(h)
+    h.advance(h.rt.settings.lease_seconds)
+
+    assert sweep(h.rt).recovered_uploads == 0
+    assert h.job(job_id).job_state is JobState.UPLOADING
+
+
+def test_an_expired_poll_lease_is_taken_back_and_polled_at_once(h: Harness) -> None:
+    job_id = _killed_mid_poll(h)
+    now = h.advance(h.rt.settings.lease_seconds + 1)
+
+    report = sweep(h.rt)
+
+    assert report.recovered_polls == 1
+    assert report.published_polls == 1
+    assert h.publisher.sent == [("poll", job_id, None)]
+    job = h.job(job_id)
+    assert job.job_state is JobState.POLLING
+    assert job.next_poll_at == now
+    assert job.lease_owner is None
+    assert job.lease_expires_at is None
+    assert job.published_at == now
+    note = h.events(job_id)[-1]
+    assert (note.from_state, note.to_state) == ("polling", "polling")
+    assert note.reason == f"worker {OWNER} lost during a status check; polling again"
+
+    # the poll that follows works normally
+    h.client.status_answers.append(status("Complete"))
+    assert poll_job(h.rt, job_id).action == "complete"
+
+
+# --- publishing queued jobs ---------------------------------------------------------------
+
+
+def test_queued_jobs_without_a_message_are_published_live_before_backfill(h: Harness) -> None:
+    backfill_1 = _unpublished(h, priority=Priority.BACKFILL)
+    live_1 = _unpublished(h, priority=Priority.LIVE)
+    backfill_2 = _unpublished(h, priority=Priority.BACKFILL)
+    live_2 = _unpublished(h, priority=Priority.LIVE)
+    now = h.now[0]
+
+    report = sweep(h.rt)
+
+    assert report.published_uploads == 4
+    assert [job_id for job_id, _ in h.publisher.of("upload")] == [
+        live_1,
+        live_2,
+        backfill_1,
+        backfill_2,
+    ]
+    for job_id in (live_1, live_2, backfill_1, backfill_2):
+        assert h.job(job_id).published_at == now
+
+    h.publisher.clear()
+    assert sweep(h.rt).published_uploads == 0
+    assert h.publisher.sent == []
+
+
+def test_only_stale_messages_are_published_again(h: Harness) -> None:
+    republish_after = h.rt.settings.republish_after
+    fresh = h.enqueue()
+    stale = h.enqueue()
+    now = h.now[0]
+    h.update(fresh, published_at=now - timedelta(seconds=republish_after - 1))
+    h.update(stale, published_at=now - timedelta(seconds=republish_after + 1))
+
+    report = sweep(h.rt)
+
+    assert report.published_uploads == 1
+    assert h.publisher.sent == [("upload", stale, None)]
+    assert h.job(stale).published_at == now
+    assert h.job(fresh).published_at == now - timedelta(seconds=republish_after - 1)
+
+
+def test_a_queued_job_in_backoff_is_published_only_when_due(h: Harness) -> None:
+    job_id = _unpublished(h)
+    h.update(job_id, not_before=h.now[0] + timedelta(seconds=50))
+
+    assert sweep(h.rt).published_uploads == 0
+    h.advance(50)
+    assert sweep(h.rt).published_uploads == 1
+    assert h.publisher.sent == [("upload", job_id, None)]
+
+
+def test_a_refused_publish_stops_the_pass_and_leaves_the_rest_for_later(h: Harness) -> None:
+    queued = [_unpublished(h) for _ in range(3)]
+    due_poll = h.polling_job(published_at=None, next_poll_at=h.now[0])
+    old = _complete(h)
+    h.advance(h.rt.settings.retention_days * DAY + 1)
+    h.publisher.refused = 0
+    h.publisher.fail_after = 1
+
+    report = sweep(h.rt)
+
+    assert report.broker_down is True
+    assert report.published_uploads == 1
+    assert h.publisher.refused == 1  # it stopped at the first refusal
+    assert report.published_polls == 0
+    assert h.publisher.of("poll") == []
+    assert [h.job(job_id).published_at is not None for job_id in queued] == [True, False, False]
+    assert h.job(due_poll).published_at is None
+    assert "broker_down=True" in str(report)
+    # retention does not need the broker
+    assert report.documents_deleted == 1
+    assert h.job(old).document_deleted_at is not None
+
+    h.publisher.fail_after = None
+    report = sweep(h.rt)
+    assert report.published_uploads == 2
+    assert report.published_polls == 1
+
+
+# --- due polls ----------------------------------------------------------------------------
+
+
+def test_due_polls_are_published_and_future_or_recently_published_ones_are_not(
+    h: Harness,
+) -> None:
+    lease = h.rt.settings.lease_seconds
+    now = h.now[0]
+    due = h.polling_job(published_at=None, next_poll_at=now - timedelta(seconds=5))
+    future = h.polling_job(published_at=None, next_poll_at=now + timedelta(seconds=5))
+    in_broker = h.polling_job(
+        published_at=now - timedelta(seconds=10), next_poll_at=now - timedelta(seconds=lease - 1)
+    )
+    lost_message = h.polling_job(
+        published_at=now - timedelta(seconds=1000), next_poll_at=now - timedelta(seconds=lease + 1)
+    )
+    leased = h.polling_job(
+        published_at=None,
+        next_poll_at=now - timedelta(seconds=5),
+        lease_owner="other:2",
+        lease_expires_at=now + timedelta(seconds=30),
+    )
+
+    report = sweep(h.rt)
+
+    assert report.published_polls == 2
+    assert h.publisher.sent == [("poll", lost_message, None), ("poll", due, None)]
+    assert h.job(due).published_at == now
+    assert h.job(lost_message).published_at == now
+    assert h.job(future).published_at is None
+    assert h.job(in_broker).published_at == now - timedelta(seconds=10)
+    assert h.job(leased).published_at is None
+
+    h.publisher.clear()
+    h.advance(5)
+    sweep(h.rt)
+    assert ("poll", future, None) in h.publisher.sent
+
+
+# --- retention ----------------------------------------------------------------------------
+
+
+def test_a_finished_jobs_pdf_is_deleted_after_the_retention_period(h: Harness) -> None:
+    job_id = _complete(h)
+    key = h.job(job_id).storage_key
+    assert h.store.exists(key)
+    retention = h.rt.settings.retention_days * DAY
+
+    h.advance(retention - 1)
+    assert sweep(h.rt).documents_deleted == 0
+    assert h.store.exists(key)
+    assert h.job(job_id).document_deleted_at is None
+
+    now = h.advance(2)
+    report = sweep(h.rt)
+
+    assert report.documents_deleted == 1
+    assert not h.store.exists(key)
+    assert h.job(job_id).document_deleted_at == now
+    assert sweep(h.rt).documents_deleted == 0  # marked: not looked at again
+
+
+def test_failed_jobs_pdfs_are_deleted_too(h: Harness) -> None:
+    job_id = h.enqueue()
+    h.client.upload_answers.append(BadRequestError("-> 400", status_code=400))
+    upload_job(h.rt, job_id)
+    key = h.job(job_id).storage_key
+    h.advance(h.rt.settings.retention_days * DAY + 1)
+
+    assert sweep(h.rt).documents_deleted == 1
+    assert not h.store.exists(key)
+
+
+def test_a_pdf_shared_with_an_unfinished_job_is_kept(h: Harness) -> None:
+    content = make_pdf(text="shared by two people")
+    finished = _complete(h, content=content, person_code="10001")
+    waiting = _unpublished(h, content=content, person_code="20002")
+    key = h.job(finished).storage_key
+    assert h.job(waiting).storage_key == key
+
+    now = h.advance(h.rt.settings.retention_days * DAY + 1)
+    h.publisher.down = True  # keep the queued job's message out of the picture
+    report = sweep(h.rt)
+
+    assert report.documents_deleted == 0
+    assert h.store.exists(key)
+    assert h.job(finished).document_deleted_at == now
+    assert h.job(waiting).document_deleted_at is None
+
+    # the second job still uploads its PDF
+    h.publisher.down = False
+    h.client.upload_answers.append(receipt("tkt-second"))
+    assert upload_job(h.rt, waiting).action == "uploaded: ticket tkt-second"
+    assert h.client.upload_calls[-1].path == h.store.path(key)
+
+
+def test_a_pdf_shared_with_a_recently_finished_job_is_kept_until_that_one_is_old(
+    h: Harness,
+) -> None:
+    content = make_pdf(text="shared, finished twice")
+    retention = h.rt.settings.retention_days * DAY
+    first = _complete(h, content=content, person_code="10001")
+    h.advance(10 * DAY)
+    second = _complete(h, content=content, person_code="20002")
+    key = h.job(first).storage_key
+
+    h.advance(retention - 10 * DAY + 1)  # first is past retention, second is not
+    assert sweep(h.rt).documents_deleted == 0
+    assert h.store.exists(key)
+    assert h.job(first).document_deleted_at is not None
+    assert h.job(second).document_deleted_at is None
+
+    h.advance(10 * DAY)
+    assert sweep(h.rt).documents_deleted == 1
+    assert not h.store.exists(key)
+    assert h.job(second).document_deleted_at is not None
+
+
+def test_a_pdf_shared_only_by_old_finished_jobs_is_deleted(h: Harness) -> None:
+    content = make_pdf(text="shared, both old")
+    first = _complete(h, content=content, person_code="10001")
+    second = _complete(h, content=content, person_code="20002")
+    key = h.job(first).storage_key
+    now = h.advance(h.rt.settings.retention_days * DAY + 1)
+
+    report = sweep(h.rt)
+
+    assert report.documents_deleted >= 1
+    assert not h.store.exists(key)
+    assert h.job(first).document_deleted_at == now
+    assert h.job(second).document_deleted_at == now
+
+
+# --- batch size ---------------------------------------------------------------------------
+
+
+def test_batch_size_bounds_lease_recovery(h: Harness) -> None:
+    for _ in range(3):
+        _killed_mid_upload(h)
+    h.advance(h.rt.settings.lease_seconds + 1)
+
+    assert sweep(h.rt, batch_size=2).recovered_uploads == 2
+    assert sweep(h.rt, batch_size=2).recovered_uploads == 1
+
+
+def test_batch_size_bounds_poll_recovery(h: Harness) -> None:
+    for _ in range(3):
+        _killed_mid_poll(h)
+    h.advance(h.rt.settings.lease_seconds + 1)
+
+    assert sweep(h.rt, batch_size=2).recovered_polls == 2
+    assert sweep(h.rt, batch_size=2).recovered_polls == 1
+
+
+def test_batch_size_bounds_publishing_queued_jobs(h: Harness) -> None:
+    for _ in range(3):
+        _unpublished(h)
+
+    assert sweep(h.rt, batch_size=2).published_uploads == 2
+    assert sweep(h.rt, batch_size=2).published_uploads == 1
+    assert len(h.publisher.of("upload")) == 3
+
+
+def test_batch_size_bounds_publishing_due_polls(h: Harness) -> None:
+    for _ in range(3):
+        h.polling_job(published_at=None, next_poll_at=h.now[0])
+
+    assert sweep(h.rt, batch_size=2).published_polls == 2
+    assert sweep(h.rt, batch_size=2).published_polls == 1
+    assert len(h.publisher.of("poll")) == 3
+
+
+def test_batch_size_bounds_retention(h: Harness) -> None:
+    for _ in range(3):
+        _complete(h)
+    h.advance(h.rt.settings.retention_days * DAY + 1)
+
+    assert sweep(h.rt, batch_size=2).documents_deleted == 2
+    assert sweep(h.rt, batch_size=2).documents_deleted == 1
+    assert sweep(h.rt, batch_size=2).documents_deleted == 0
+
+
+def test_sweep_takes_its_time_from_the_argument_when_given(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness()
+    job_id = _killed_mid_upload(h)
+    later = h.now[0] + timedelta(seconds=h.rt.settings.lease_seconds + 1)
+
+    assert sweep(h.rt).recovered_uploads == 0  # the clock: lease still running
+    assert sweep(h.rt, now=later).recovered_uploads == 1
+    assert h.job(job_id).published_at == later
