@@ -226,6 +226,8 @@ class DatabaseGovernor:
         quota_timezone: str = "UTC",
         poll_interval: float = 0.05,
         max_sleep: float = 0.5,
+        start_lead: float = 0.02,
+        late_tolerance: float = 0.002,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -248,6 +250,8 @@ class DatabaseGovernor:
         self.quota_timezone = quota_timezone
         self.poll_interval = poll_interval
         self.max_sleep = max_sleep
+        self.start_lead = timedelta(seconds=start_lead)
+        self.late_tolerance = timedelta(seconds=late_tolerance)
         self._clock = clock
         self._sleep = sleep
         self._rows_ready = False
@@ -303,12 +307,40 @@ class DatabaseGovernor:
         while True:
             outcome = self._try_grant(kind, tenant_id, deadline)
             if isinstance(outcome, _Grant):
+                self._sleep_until(outcome.started_at)
+                late = self._clock() - outcome.started_at
+                if late > self.late_tolerance:
+                    self._push_next_call(outcome.started_at + late)
+                log.debug(
+                    "%s call granted slot %d, %.1f ms after its start",
+                    kind,
+                    outcome.slot_no,
+                    late.total_seconds() * 1000,
+                )
                 return outcome
             now = self._clock()
             if outcome.until > deadline:
                 raise SlotWaitTimeout(outcome.until, outcome.reason)
             pause = (outcome.until - now).total_seconds()
             self._sleep(max(0.001, min(pause, self.max_sleep)))
+
+    def _push_next_call(self, actual_start: datetime) -> None:
+        """A grant that left late (a slow commit, a cold process) moves the next start on,
+        so the call after it is still one interval behind it at the API."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_state)
+                .where(
+                    _state.c.id == STATE_ROW_ID,
+                    _state.c.next_call_at < actual_start + self.min_interval,
+                )
+                .values(next_call_at=actual_start + self.min_interval)
+            )
+
+    def _sleep_until(self, moment: datetime) -> None:
+        """Sleep (in short sleeps) to a reserved start, so the call leaves on time."""
+        while (pause := (moment - self._clock()).total_seconds()) > 0:
+            self._sleep(min(pause, self.max_sleep))
 
     def _try_grant(self, kind: str, tenant_id: str, deadline: datetime) -> _Grant | _Wait:
         """One short transaction: grant the call, or say when it is worth looking again.
@@ -331,18 +363,22 @@ class DatabaseGovernor:
                     raise SlotWaitTimeout(state.backoff_until, reason)
                 return _Wait(state.backoff_until, reason)
 
-            start = now
+            # Starts lie a little ahead, so that the grant's commit is done by then.
+            start = now + self.start_lead
             if state.next_call_at is not None and state.next_call_at > start:
                 start = state.next_call_at
             if kind != TOKEN_KIND:
                 minute_full_until = self._per_minute_free_at(connection, now)
                 if minute_full_until is not None and minute_full_until > start:
                     start = minute_full_until
-            if start > now:
+            # A start at most one interval ahead is reserved now and slept to with the
+            # slot held: the call then leaves at its start, not one commit's time after it
+            # (the API measures arrivals, and commit times vary by milliseconds).
+            if start > now + self.start_lead + self.min_interval:
                 reason = "waiting for the fleet's call interval or per-minute cap"
                 if start > deadline:
                     raise SlotWaitTimeout(start, reason)
-                return _Wait(start, reason)
+                return _Wait(start - self.min_interval, reason)
 
             free = connection.execute(
                 select(_slots.c.slot_no, _slots.c.holder, _slots.c.lease_expires_at)
@@ -381,15 +417,15 @@ class DatabaseGovernor:
             connection.execute(
                 update(_state)
                 .where(_state.c.id == STATE_ROW_ID)
-                .values(next_call_at=now + self.min_interval)
+                .values(next_call_at=start + self.min_interval)
             )
             inserted = connection.execute(
-                insert(_calls).values(at=now, kind=kind, tenant_id=tenant_id[:64])
+                insert(_calls).values(at=start, kind=kind, tenant_id=tenant_id[:64])
             )
             key = inserted.inserted_primary_key
             assert key is not None
             call_id = int(key[0])
-        return _Grant(free.slot_no, holder, call_id, now)
+        return _Grant(free.slot_no, holder, call_id, start)
 
     def _check_budgets(self, connection: Connection, kind: str, now: datetime) -> None:
         """Raise at once when the daily quota (API calls) or token budget (tokens) is spent."""

@@ -88,6 +88,7 @@ def make_governor(engine: Engine, clock: FakeClock, **overrides: Any) -> Databas
         "sleep": clock.sleep,
         "max_wait": 30.0,
         "poll_interval": 0.25,
+        "start_lead": 0.0,
     }
     arguments.update(overrides)
     return DatabaseGovernor(engine, **arguments)

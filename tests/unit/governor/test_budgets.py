@@ -89,9 +89,7 @@ def test_quota_windows_across_daylight_saving_and_year_end() -> None:
     )
 
 
-def test_token_calls_do_not_count_against_the_daily_quota(
-    engine: Engine, clock: FakeClock
-) -> None:
+def test_token_calls_do_not_count_against_the_daily_quota(engine: Engine, clock: FakeClock) -> None:
     governor = make_governor(engine, clock, daily_quota=2, min_interval=0.0)
     add_calls(engine, "token", *[clock()] * 5)
 

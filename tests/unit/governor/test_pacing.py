@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -20,7 +21,7 @@ def test_call_starts_are_spaced_by_the_min_interval(engine: Engine, clock: FakeC
             slot.record_response(200, None)
 
     starts = [row.at for row in ledger(engine)]
-    gaps = [(later - earlier).total_seconds() for earlier, later in zip(starts, starts[1:])]
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(starts)]
     assert gaps == pytest.approx([0.6] * 4, abs=1e-6)
 
 
@@ -50,7 +51,7 @@ def test_interval_holds_between_two_governors_sharing_the_database(
 
     starts = [row.at for row in ledger(engine)]
     assert all(
-        later - earlier >= timedelta(seconds=0.6) for earlier, later in zip(starts, starts[1:])
+        later - earlier >= timedelta(seconds=0.6) for earlier, later in itertools.pairwise(starts)
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from datetime import timedelta
@@ -89,10 +90,14 @@ def test_the_slot_is_released_and_the_call_recorded_when_the_call_raises(
 ) -> None:
     governor = make_governor(engine, clock, max_concurrency=1)
 
-    with pytest.raises(ConnectionError), governor.slot("upload", TENANT) as slot:
-        slot.record_response(None, None)
-        clock.advance(0.25)
-        raise ConnectionError("dropped")
+    def failing_call() -> None:
+        with governor.slot("upload", TENANT) as slot:
+            slot.record_response(None, None)
+            clock.advance(0.25)
+            raise ConnectionError("dropped")
+
+    with pytest.raises(ConnectionError):
+        failing_call()
 
     assert slots(engine)[0].holder is None
     [call] = ledger(engine)
@@ -175,4 +180,4 @@ def test_threads_with_their_own_engines_never_exceed_the_concurrency(
     assert peak == 2
     starts = [row.at for row in ledger(engine)]
     assert len(starts) == 24
-    assert min(b - a for a, b in zip(starts, starts[1:])) >= timedelta(seconds=0.005)
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= timedelta(seconds=0.005)
