@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
+from worker import filesystem_broker
 from worker.settings import Settings
 
 __all__ = [
@@ -61,6 +62,7 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 
 def create_celery_app(settings: Settings) -> Celery:
     """A Celery app for these settings, with the yfdocs tasks registered on it."""
+    filesystem_broker.register()
     app = Celery("yfdocs", broker=settings.resolved_broker_url, set_as_current=False)
     # Tasks must always die before their lease runs out, so the sweeper never takes back
     # a job whose task is still alive.

@@ -26,7 +26,14 @@ __all__ = [
 ]
 
 POSTGRES_ENV = "YFDOCS_TEST_POSTGRES_URL"
-TABLES_CHILD_FIRST = ("job_events", "upload_jobs", "token_cache", "api_calls")
+TABLES_CHILD_FIRST = (
+    "job_events",
+    "upload_jobs",
+    "token_cache",
+    "api_calls",
+    "governor_slots",
+    "governor_state",
+)
 
 
 def postgres_server_url() -> str:

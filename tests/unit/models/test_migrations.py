@@ -10,7 +10,15 @@ from sqlalchemy import inspect, text
 from models import make_engine, migrate
 from models.db import alembic_config
 
-EXPECTED_TABLES = {"upload_jobs", "job_events", "token_cache", "api_calls", "alembic_version"}
+EXPECTED_TABLES = {
+    "upload_jobs",
+    "job_events",
+    "token_cache",
+    "api_calls",
+    "governor_slots",
+    "governor_state",
+    "alembic_version",
+}
 EXPECTED_JOB_INDEXES = {
     "ix_upload_jobs_state_next_poll_at",
     "ix_upload_jobs_state_lease_expires_at",
