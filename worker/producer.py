@@ -279,6 +279,10 @@ def enqueue_document(
         if winner is None:
             raise
         return EnqueueResult(job=winner, created=False)
+    if not store.exists(storage_key):
+        # Retention removed a file with these bytes between our put and our commit (it
+        # could not yet see this job). Now that the row exists it will not do so again.
+        store.put(document.content)
 
     publish_job(job, engine=engine, publisher=publisher)
     return EnqueueResult(job=job, created=True)

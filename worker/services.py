@@ -341,6 +341,16 @@ def _poll_error(rt: WorkerRuntime, job_id: str, exc: YouforceError) -> StepOutco
                 **_error_fields(exc),
             )
             return StepOutcome(job_id, f"failed: {exc}")
+        if now >= _poll_deadline(rt, job):
+            change_state(
+                session,
+                job,
+                JobState.EXPIRED,
+                reason=f"status checks of ticket {job.ticket_id} still failing at the deadline",
+                now=now,
+                **_error_fields(exc),
+            )
+            return StepOutcome(job_id, "expired")
         delay = max(rt.poll_schedule.delay(job.poll_count), exc.retry_after or 0.0)
         job.next_poll_at = now + timedelta(seconds=delay)
         record_note(

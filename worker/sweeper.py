@@ -150,10 +150,12 @@ def _publish_queued(rt: WorkerRuntime, now: datetime, batch_size: int, report: S
 def _publish_due_polls(
     rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport
 ) -> None:
+    # A poll whose message went out is sent again only when both the poll and that
+    # message are older than a lease: the message was lost, not merely queued behind others.
     grace = now - timedelta(seconds=rt.settings.lease_seconds)
     due = or_(
         and_(col(UploadJob.published_at).is_(None), col(UploadJob.next_poll_at) <= now),
-        and_(col(UploadJob.published_at).is_not(None), col(UploadJob.next_poll_at) <= grace),
+        and_(col(UploadJob.published_at) <= grace, col(UploadJob.next_poll_at) <= grace),
     )
     with session_scope(rt.engine) as session:
         ids = _candidate_ids(
@@ -221,7 +223,7 @@ def _delete_expired_documents(
                 )
                 .limit(1)
             ).first()
-            if still_needed is None:
+            if still_needed is None and rt.store.exists(job.storage_key):
                 rt.store.delete(job.storage_key)
                 report.documents_deleted += 1
             job.document_deleted_at = now
