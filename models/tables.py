@@ -42,6 +42,7 @@ class UploadJob(SQLModel, table=True):
         Index("ix_upload_jobs_state_created_at", "state", "created_at"),
         Index("ix_upload_jobs_retention", "document_deleted_at", "finished_at"),
         Index("ix_upload_jobs_tenant_person", "tenant_id", "person_code"),
+        Index("ix_upload_jobs_tenant_state_finished_at", "tenant_id", "state", "finished_at"),
     )
 
     id: str = Field(default_factory=new_job_id, primary_key=True, max_length=36)
@@ -73,6 +74,7 @@ class UploadJob(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     not_before: datetime | None = Field(default=None, sa_type=UTCDateTime)
     next_poll_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_in_progress_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

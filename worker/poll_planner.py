@@ -74,13 +74,12 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlmodel import Session, col, select
 
-from models import JobEvent, JobState, UploadJob, utcnow
+from models import JobState, UploadJob, utcnow
 from worker.retry_policy import PollSchedule
 
 __all__ = [
@@ -90,9 +89,6 @@ __all__ = [
     "TicketDurationModel",
     "load_observations",
 ]
-
-STILL_NOTE_PATTERN = "ticket % still %"
-"""How `poll_job` words an in-progress answer ("ticket X still InProgress (poll N); ...")."""
 
 
 @dataclass(frozen=True)
@@ -312,26 +308,16 @@ class PollPlan:
 def load_observations(engine: Engine, tenant_id: str, *, window: int) -> list[DurationObservation]:
     """The last `window` delivered tickets of a tenant as censored durations, in one query.
 
-    `lower` is the last "still in progress" note written after the (latest) upload, relative
-    to `uploaded_at`; `upper` is `finished_at` relative to it. Rows whose times do not make
-    an interval (clock skew, a missing upload time) are left out.
+    `lower` is when the ticket was last seen in progress (`last_in_progress_at`, 0 when the
+    first poll found it complete), `upper` when it was seen complete (`finished_at`), both
+    relative to `uploaded_at`. Rows whose times make no interval (clock skew) are left out.
     """
-    last_still = (
-        select(func.max(col(JobEvent.at)))
-        .where(
-            and_(
-                col(JobEvent.job_id) == col(UploadJob.id),
-                col(JobEvent.to_state) == JobState.POLLING.value,
-                col(JobEvent.from_state) == JobState.POLLING.value,
-                col(JobEvent.reason).like(STILL_NOTE_PATTERN),
-                col(JobEvent.at) >= col(UploadJob.uploaded_at),
-            )
-        )
-        .correlate(UploadJob)
-        .scalar_subquery()
-    )
     statement = (
-        select(col(UploadJob.uploaded_at), col(UploadJob.finished_at), last_still)
+        select(
+            col(UploadJob.uploaded_at),
+            col(UploadJob.finished_at),
+            col(UploadJob.last_in_progress_at),
+        )
         .where(
             col(UploadJob.tenant_id) == tenant_id,
             col(UploadJob.state) == JobState.COMPLETE.value,
@@ -341,26 +327,17 @@ def load_observations(engine: Engine, tenant_id: str, *, window: int) -> list[Du
         .order_by(col(UploadJob.finished_at).desc())
         .limit(window)
     )
-    with engine.connect() as connection:
-        rows = connection.execute(statement).all()
+    with Session(engine) as session:
+        rows = session.exec(statement).all()
     observations = []
     for uploaded_at, finished_at, still_at in rows:
         if uploaded_at is None or finished_at is None:
             continue
-        upper = (_aware(finished_at) - _aware(uploaded_at)).total_seconds()
-        lower = (_aware(still_at) - _aware(uploaded_at)).total_seconds() if still_at else 0.0
+        upper = (finished_at - uploaded_at).total_seconds()
+        lower = (still_at - uploaded_at).total_seconds() if still_at else 0.0
         if 0.0 <= lower < upper:
             observations.append(DurationObservation(lower, upper))
     return observations
-
-
-def _aware(value: datetime | str) -> datetime:
-    """The correlated subquery's MAX comes back as SQLite text/naive; the tables hold UTC."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value
 
 
 class PollPlanner:
@@ -424,7 +401,15 @@ class PollPlanner:
         self, tenant_id: str, polls_done: int, seconds_since_upload: float
     ) -> float:
         """Seconds to wait from now before the next status call of this tenant's ticket."""
-        model = self.model_for(tenant_id)
+        return self.delay_with(self.model_for(tenant_id), polls_done, seconds_since_upload)
+
+    def delay_with(
+        self, model: TicketDurationModel, polls_done: int, seconds_since_upload: float
+    ) -> float:
+        """As `delay_before_poll`, with a model already in hand (no database access).
+
+        For callers inside a transaction: on SQLite a second connection would wait for it.
+        """
         with self._lock:
             draw = self._rng.random()
         return self.plan.delay(model, polls_done, seconds_since_upload, draw=draw)

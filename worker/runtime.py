@@ -13,7 +13,9 @@ from sqlalchemy.engine import Engine
 
 from api_client import Timeouts, YouforceClient, parse_status_number_map
 from models import make_engine, utcnow
-from worker.retry_policy import PollSchedule, RetryPolicy
+from worker.governor import DatabaseGovernor, governor_from_settings
+from worker.poll_planner import PollPlanner
+from worker.retry_policy import RetryPolicy
 from worker.settings import Settings
 from worker.storage import FilesystemDocumentStore
 from worker.token_cache import DatabaseTokenCache
@@ -38,11 +40,24 @@ def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def build_client(settings: Settings, engine: Engine) -> YouforceClient:
-    """A Youforce client that shares one token per tenant with the whole fleet."""
+def build_governor(settings: Settings, engine: Engine, owner: str) -> DatabaseGovernor:
+    """The fleet-wide governor; a slot is waited for only as long as the task's time allows.
+
+    A task is stopped at 80% of its lease, and the call itself may take the connect and read
+    timeouts, so what is left of that is the longest wait for a slot.
+    """
+    spare = settings.lease_seconds * 0.8 - settings.connect_timeout - settings.read_timeout - 1
+    return governor_from_settings(engine, settings, owner, max_wait=max(1.0, min(30.0, spare)))
+
+
+def build_client(
+    settings: Settings, engine: Engine, governor: DatabaseGovernor | None = None
+) -> YouforceClient:
+    """A Youforce client that shares one token per tenant and one governor with the fleet."""
     if not settings.client_id or settings.client_secret is None:
         raise MissingCredentials("set YFDOCS_CLIENT_ID and YFDOCS_CLIENT_SECRET")
     return YouforceClient(
+        governor=governor,
         api_url=settings.api_url,
         token_url=settings.token_url,
         client_id=settings.client_id,
@@ -66,15 +81,17 @@ class WorkerRuntime:
     owner: str = field(default_factory=process_owner)
     clock: Callable[[], datetime] = utcnow
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    poll_schedule: PollSchedule = field(default_factory=PollSchedule)
+    poll_planner: PollPlanner | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, publisher: JobPublisher) -> WorkerRuntime:
         engine = make_engine(settings.resolved_database_url)
+        owner = process_owner()
         return cls(
             settings=settings,
             engine=engine,
-            client=build_client(settings, engine),
+            client=build_client(settings, engine, build_governor(settings, engine, owner)),
+            owner=owner,
             publisher=publisher,
             store=FilesystemDocumentStore(settings.storage_dir),
             retry_policy=RetryPolicy(
@@ -82,7 +99,18 @@ class WorkerRuntime:
                 max_delay=settings.retry_max_delay,
                 max_attempts=settings.retry_max_attempts,
             ),
-            poll_schedule=PollSchedule(
-                first_delay=settings.poll_first_delay, max_delay=settings.poll_max_delay
+            poll_planner=PollPlanner(
+                engine, first_delay=settings.poll_first_delay, max_delay=settings.poll_max_delay
             ),
         )
+
+    def planner(self) -> PollPlanner:
+        """The poll planner (built on first use where a test made the runtime by hand)."""
+        if self.poll_planner is None:
+            self.poll_planner = PollPlanner(
+                self.engine,
+                first_delay=self.settings.poll_first_delay,
+                max_delay=self.settings.poll_max_delay,
+                clock=self.clock,
+            )
+        return self.poll_planner

@@ -28,6 +28,8 @@ from models import (
     session_scope,
 )
 from worker.celery_app import PublishError
+from worker.governor import CallDeferred
+from worker.quota_policy import upload_must_wait
 from worker.runtime import JobPublisher, WorkerRuntime
 
 __all__ = [
@@ -87,6 +89,15 @@ def upload_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
     """Upload a queued job's PDF (v1.1), commit the ticket at once, and schedule the first poll."""
     now = rt.clock()
     with session_scope(rt.engine) as session:
+        priority = session.exec(select(UploadJob.priority).where(UploadJob.id == job_id)).first()
+    wait = (
+        None
+        if priority is None
+        else upload_must_wait(rt.engine, rt.settings, priority=priority, now=now)
+    )
+    if wait is not None:
+        return _hold_queued(rt, job_id, wait.until, wait.reason)
+    with session_scope(rt.engine) as session:
         job = _locked_job(session, job_id)
         if job is None:
             return StepOutcome(job_id, "skipped: no such job")
@@ -123,11 +134,13 @@ def upload_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
             valid_from=job_snapshot.valid_from,
             filename=job_snapshot.file_name,
         )
+    except CallDeferred as exc:
+        return _defer_upload(rt, job_id, exc)
     except YouforceError as exc:
         return _upload_error(rt, job_id, exc)
 
     now = rt.clock()
-    first_delay = rt.poll_schedule.delay(0)
+    first_delay = rt.planner().delay_before_poll(job_snapshot.tenant_id, 0, 0.0)
     with session_scope(rt.engine) as session:
         job = _locked_job(session, job_id)
         if job is None:
@@ -187,6 +200,42 @@ def _take_back_lost_upload(session: Session, job: UploadJob, now: datetime) -> N
         ),
         now=now,
     )
+
+
+def _hold_queued(rt: WorkerRuntime, job_id: str, until: datetime, reason: str) -> StepOutcome:
+    """Keep a queued job waiting until `until` (the sweeper publishes it then)."""
+    now = rt.clock()
+    with session_scope(rt.engine) as session:
+        job = _locked_job(session, job_id)
+        if job is None or job.job_state is not JobState.QUEUED:
+            return StepOutcome(job_id, "skipped: not queued")
+        job.not_before = until
+        job.published_at = None
+        record_note(session, job, reason=f"{reason} (until {until:%Y-%m-%d %H:%M}Z)", now=now)
+    _schedule(rt, job_id, JobState.QUEUED, until, (until - now).total_seconds())
+    return StepOutcome(job_id, f"waiting until {until.isoformat()}: {reason}")
+
+
+def _defer_upload(rt: WorkerRuntime, job_id: str, exc: CallDeferred) -> StepOutcome:
+    """The governor had no call for us (quota spent, fleet backing off): wait, don't fail."""
+    now = rt.clock()
+    with session_scope(rt.engine) as session:
+        job = _locked_job(session, job_id)
+        if job is None or job.job_state is not JobState.UPLOADING or job.lease_owner != rt.owner:
+            return StepOutcome(job_id, f"deferred after its lease was lost: {exc.reason}")
+        job.attempts -= 1  # no call was made: not an attempt
+        job.lease_owner = None
+        job.lease_expires_at = None
+        job.not_before = exc.until
+        change_state(
+            session,
+            job,
+            JobState.QUEUED,
+            reason=f"no API call available ({exc.reason}); waiting until {exc.until:%H:%M:%S}Z",
+            now=now,
+        )
+    _schedule(rt, job_id, JobState.QUEUED, exc.until, (exc.until - now).total_seconds())
+    return StepOutcome(job_id, f"deferred until {exc.until.isoformat()}: {exc.reason}")
 
 
 def _upload_error(rt: WorkerRuntime, job_id: str, exc: YouforceError) -> StepOutcome:
@@ -263,9 +312,12 @@ def poll_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
 
     try:
         status = rt.client.ticket_status(snapshot.tenant_id, snapshot.ticket_id)
+    except CallDeferred as exc:
+        return _defer_poll(rt, job_id, exc)
     except YouforceError as exc:
-        return _poll_error(rt, job_id, exc)
+        return _poll_error(rt, job_id, snapshot.tenant_id, exc)
 
+    durations = rt.planner().model_for(snapshot.tenant_id)  # read before the transaction
     now = rt.clock()
     with session_scope(rt.engine) as session:
         job = _locked_job(session, job_id)
@@ -302,7 +354,8 @@ def poll_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
                 now=now,
             )
             return StepOutcome(job_id, "expired")
-        delay = rt.poll_schedule.delay(job.poll_count)
+        job.last_in_progress_at = now
+        delay = rt.planner().delay_with(durations, job.poll_count, _seconds_since_upload(job, now))
         job.next_poll_at = min(now + timedelta(seconds=delay), deadline)
         delay = (job.next_poll_at - now).total_seconds()
         record_note(
@@ -317,13 +370,40 @@ def poll_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
     return StepOutcome(job_id, f"in progress; next poll in {delay:.1f}s")
 
 
+def _defer_poll(rt: WorkerRuntime, job_id: str, exc: CallDeferred) -> StepOutcome:
+    """No API call available for this status check: ask again when there is one."""
+    now = rt.clock()
+    with session_scope(rt.engine) as session:
+        job = _locked_job(session, job_id)
+        if job is None or job.job_state is not JobState.POLLING or job.lease_owner != rt.owner:
+            return StepOutcome(job_id, f"deferred after its lease was lost: {exc.reason}")
+        job.poll_count -= 1  # no call was made
+        job.lease_owner = None
+        job.lease_expires_at = None
+        job.next_poll_at = exc.until
+        record_note(
+            session,
+            job,
+            reason=f"no API call available ({exc.reason}); next status check at "
+            f"{exc.until:%H:%M:%S}Z",
+            now=now,
+        )
+    _schedule(rt, job_id, JobState.POLLING, exc.until, (exc.until - now).total_seconds())
+    return StepOutcome(job_id, f"poll deferred until {exc.until.isoformat()}: {exc.reason}")
+
+
+def _seconds_since_upload(job: UploadJob, now: datetime) -> float:
+    return (now - (job.uploaded_at or job.created_at)).total_seconds()
+
+
 def _poll_deadline(rt: WorkerRuntime, job: UploadJob) -> datetime:
     started = job.uploaded_at or job.created_at
     return started + timedelta(seconds=rt.settings.poll_deadline)
 
 
-def _poll_error(rt: WorkerRuntime, job_id: str, exc: YouforceError) -> StepOutcome:
+def _poll_error(rt: WorkerRuntime, job_id: str, tenant_id: str, exc: YouforceError) -> StepOutcome:
     """A failed status check: poll again later when transient, else the job `failed`."""
+    durations = rt.planner().model_for(tenant_id)  # read before the transaction
     now = rt.clock()
     with session_scope(rt.engine) as session:
         job = _locked_job(session, job_id)
@@ -351,7 +431,10 @@ def _poll_error(rt: WorkerRuntime, job_id: str, exc: YouforceError) -> StepOutco
                 **_error_fields(exc),
             )
             return StepOutcome(job_id, "expired")
-        delay = max(rt.poll_schedule.delay(job.poll_count), exc.retry_after or 0.0)
+        planned = rt.planner().delay_with(
+            durations, job.poll_count, _seconds_since_upload(job, now)
+        )
+        delay = max(planned, exc.retry_after or 0.0)
         job.next_poll_at = now + timedelta(seconds=delay)
         record_note(
             session,

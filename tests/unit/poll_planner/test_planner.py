@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from models import JobEvent, JobState, UploadJob, make_engine, migrate, session_scope
+from models import JobState, UploadJob, make_engine, migrate, session_scope
 from worker.poll_planner import DurationObservation, PollPlanner, load_observations
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -43,7 +43,7 @@ def add_job(
     done_after: float | None,
     state: JobState = JobState.COMPLETE,
 ) -> None:
-    """A job as poll_job leaves it: 'still' notes at the given ages, complete at `done_after`."""
+    """A job as poll_job leaves it: last seen in progress at max(still_after), done after."""
     job = UploadJob(
         tenant_id=tenant,
         person_code="P1",
@@ -57,51 +57,14 @@ def add_job(
         idempotency_key=f"{tenant}-{n}",
         state=state.value,
         uploaded_at=uploaded,
+        last_in_progress_at=uploaded + timedelta(seconds=max(still_after)) if still_after else None,
         finished_at=uploaded + timedelta(seconds=done_after) if done_after is not None else None,
-    )
-    polling = JobState.POLLING.value
-    events = [
-        JobEvent(
-            job_id=job.id,
-            at=uploaded,
-            from_state="uploading",
-            to_state=polling,
-            reason="uploaded: ticket T",
-        ),
-        JobEvent(
-            job_id=job.id,
-            at=uploaded - timedelta(seconds=5),
-            from_state=polling,
-            to_state=polling,
-            reason="ticket T still InProgress (poll 1); next in 1s",
-        ),
-    ]
-    events += [
-        JobEvent(
-            job_id=job.id,
-            at=uploaded + timedelta(seconds=s),
-            from_state=polling,
-            to_state=polling,
-            reason=f"ticket T still InProgress (poll {k}); next in 9s",
-        )
-        for k, s in enumerate(still_after, start=1)
-    ]
-    events.append(
-        JobEvent(
-            job_id=job.id,
-            at=uploaded + timedelta(seconds=25),
-            from_state=polling,
-            to_state=polling,
-            reason="status check failed; next in 5s",
-        )
     )
     with session_scope(engine) as session:
         session.add(job)
-        session.flush()
-        session.add_all(events)
 
 
-def test_loader_reads_intervals_from_jobs_and_still_notes(engine: Engine) -> None:
+def test_loader_reads_intervals_from_upload_last_in_progress_and_finish(engine: Engine) -> None:
     add_job(engine, "A", n=1, uploaded=T0, still_after=[], done_after=30)
     add_job(
         engine, "A", n=2, uploaded=T0 + timedelta(minutes=1), still_after=[20, 40], done_after=60

@@ -21,6 +21,7 @@ from api_client import DocumentType, TicketStatus, UploadReceipt
 from models import JobEvent, Priority, UploadJob, make_engine, migrate
 from tests.pdf_samples import make_pdf
 from worker.celery_app import PublishError
+from worker.poll_planner import PollPlan, PollPlanner
 from worker.producer import EnqueueRequest, enqueue_document
 from worker.retry_policy import PollSchedule, RetryPolicy
 from worker.runtime import WorkerRuntime
@@ -279,8 +280,17 @@ def make_harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
             # No jitter: every delay below is exact (the jitter has its own tests).
             retry_policy=retry_policy
             or RetryPolicy(base_delay=2.0, multiplier=2.0, max_delay=600.0, jitter=0.0),
-            poll_schedule=poll_schedule
-            or PollSchedule(first_delay=30.0, multiplier=2.0, max_delay=900.0),
+            # Cold start (nothing learned yet): the planner follows this schedule exactly.
+            poll_planner=PollPlanner(
+                engine,
+                first_delay=30.0,
+                max_delay=900.0,
+                clock=lambda: now[0],
+                plan=PollPlan(
+                    fallback=poll_schedule
+                    or PollSchedule(first_delay=30.0, multiplier=2.0, max_delay=900.0)
+                ),
+            ),
         )
         return Harness(rt=rt, client=client, publisher=publisher, now=now)
 
