@@ -21,8 +21,9 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from api_client import DocumentType
-from models import JobState, Priority, make_engine, migrate
+from models import JobState, Priority, make_engine, migrate, utcnow
 from worker.celery_app import CeleryPublisher, PublishError, create_celery_app
+from worker.fleet_view import fleet_summary, render_fleet
 from worker.job_views import (
     AmbiguousJobId,
     JobNotFound,
@@ -187,6 +188,11 @@ def enqueue_command(
         click.echo(result.job.id)
 
 
+def _status_console() -> Console:
+    """At least 120 columns: the jobs table is unreadable when rich squeezes it into 80."""
+    return Console(width=max(120, Console().width))
+
+
 @click.command("status")
 @click.argument("job_id", required=False)
 @click.option(
@@ -197,11 +203,22 @@ def enqueue_command(
 )
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--fleet",
+    is_flag=True,
+    help="Only the fleet: jobs by state, API calls and quota, tokens, backlog and its ETA.",
+)
 @click.pass_context
 def status_command(
-    ctx: click.Context, job_id: str | None, state: str | None, limit: int, as_json: bool
+    ctx: click.Context,
+    job_id: str | None,
+    state: str | None,
+    limit: int,
+    as_json: bool,
+    fleet: bool,
 ) -> None:
-    """Show jobs, newest first, or one job (JOB_ID or a unique prefix) with its history."""
+    """Show the fleet and jobs, newest first, or one job (JOB_ID or a unique prefix) with its
+    history. `--json` prints the jobs as an array; `--fleet --json` the fleet as an object."""
     services_settings = _settings(ctx)
     services_settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = services_settings.resolved_database_url
@@ -218,14 +235,23 @@ def status_command(
             if as_json:
                 _echo_json({**job_to_dict(job), "events": [event_to_dict(e) for e in events]})
             else:
-                Console().print(render_job_detail(job, events))
+                _status_console().print(render_job_detail(job, events))
+            return
+        if fleet:
+            summary = fleet_summary(engine, services_settings, utcnow())
+            if as_json:
+                _echo_json(summary.as_dict())
+            else:
+                _status_console().print(render_fleet(summary))
             return
         jobs = list_jobs(engine, state=JobState(state) if state is not None else None, limit=limit)
         if as_json:
             _echo_json([job_to_dict(job) for job in jobs])
         else:
             title = f"{len(jobs)} job(s)" + (f" in state {state}" if state else "")
-            Console().print(render_jobs_table(jobs, title=title))
+            console = _status_console()
+            console.print(render_fleet(fleet_summary(engine, services_settings, utcnow())))
+            console.print(render_jobs_table(jobs, title=title))
     finally:
         engine.dispose()
 

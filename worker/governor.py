@@ -137,8 +137,22 @@ class SlotWaitTimeout(CallDeferred):
 # -- quota windows ----------------------------------------------------------------------------
 
 
-def quota_day_window(now: datetime, timezone: str = "UTC") -> tuple[datetime, datetime]:
-    """The calendar day in `timezone` that holds `now`, as [start, end) in aware UTC."""
+DAY_SECONDS = 86400.0
+
+
+def quota_day_window(
+    now: datetime, timezone: str = "UTC", window_seconds: float = DAY_SECONDS
+) -> tuple[datetime, datetime]:
+    """The quota window that holds `now`, as [start, end) in aware UTC.
+
+    A day is the calendar day in `timezone`. A shorter window (a time-scaled sandbox, a
+    test) is a fixed slice of UTC time, counted from the epoch.
+    """
+    if window_seconds != DAY_SECONDS:
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        index = (now - epoch).total_seconds() // window_seconds
+        start = epoch + timedelta(seconds=index * window_seconds)
+        return start, start + timedelta(seconds=window_seconds)
     zone = ZoneInfo(timezone)
     local = now.astimezone(zone)
     start = datetime(local.year, local.month, local.day, tzinfo=zone)
@@ -224,6 +238,7 @@ class DatabaseGovernor:
         sleep: Callable[[float], None] = time.sleep,
         max_wait: float = 30.0,
         quota_timezone: str = "UTC",
+        quota_window_seconds: float = DAY_SECONDS,
         poll_interval: float = 0.05,
         max_sleep: float = 0.5,
         start_lead: float = 0.02,
@@ -248,6 +263,7 @@ class DatabaseGovernor:
         self.owner = owner[:80]
         self.max_wait = max_wait
         self.quota_timezone = quota_timezone
+        self.quota_window_seconds = quota_window_seconds
         self.poll_interval = poll_interval
         self.max_sleep = max_sleep
         self.start_lead = timedelta(seconds=start_lead)
@@ -440,7 +456,7 @@ class DatabaseGovernor:
             if used + 1 >= TOKEN_WARNING_FRACTION * self.token_monthly_budget:
                 self._warn_token_budget(start, used + 1)
             return
-        start, end = quota_day_window(now, self.quota_timezone)
+        start, end = quota_day_window(now, self.quota_timezone, self.quota_window_seconds)
         used = _count_calls(connection, start, end, tokens=False)
         if used >= self.daily_quota:
             raise QuotaExhausted(end, f"{used} of {self.daily_quota} API calls today spent")
@@ -551,6 +567,8 @@ def governor_from_settings(
         "daily_quota": settings.daily_quota,
         "token_monthly_budget": settings.token_monthly_budget,
         "lease_seconds": settings.lease_seconds,
+        "quota_timezone": settings.quota_timezone,
+        "quota_window_seconds": settings.quota_window,
     }
     arguments.update(overrides)
     return DatabaseGovernor(engine, owner=owner, **arguments)
@@ -580,10 +598,11 @@ def fleet_usage(
     token_monthly_budget: int,
     now: datetime | None = None,
     quota_timezone: str = "UTC",
+    quota_window_seconds: float = DAY_SECONDS,
 ) -> FleetUsage:
     """Read the ledger and the governor's state (read-only; a backoff already over is None)."""
     moment = now if now is not None else utcnow()
-    day_start, day_end = quota_day_window(moment, quota_timezone)
+    day_start, day_end = quota_day_window(moment, quota_timezone, quota_window_seconds)
     month_start, month_end = month_window(moment, quota_timezone)
     with engine.begin() as connection:
         calls_today = _count_calls(connection, day_start, day_end, tokens=False)

@@ -162,25 +162,21 @@ def _short_time(value: datetime | None) -> str:
 def render_jobs_table(jobs: Sequence[UploadJob], *, title: str | None = None) -> Table:
     """The jobs as a table: enough to answer "did Jan's diploma arrive, and if not, why?"."""
     table = Table(title=title, show_lines=False, header_style="bold")
-    table.add_column("id", no_wrap=True)
-    table.add_column("state")
-    table.add_column("tenant")
-    table.add_column("person")
-    table.add_column("type")
-    table.add_column("file")
-    table.add_column("ticket", overflow="fold")
-    table.add_column("tries", justify="right")
-    table.add_column("created (UTC)", no_wrap=True)
-    table.add_column("error", overflow="fold")
+    table.add_column("id", no_wrap=True, min_width=8)
+    table.add_column("state", no_wrap=True, min_width=9)
+    table.add_column("person", no_wrap=True, min_width=6)
+    table.add_column("type", no_wrap=True, min_width=11)
+    table.add_column("ticket", no_wrap=True, min_width=8)
+    table.add_column("tries", justify="right", no_wrap=True)
+    table.add_column("created (UTC)", no_wrap=True, min_width=19)
+    table.add_column("error", overflow="ellipsis", no_wrap=True, max_width=30)
     for job in jobs:
         table.add_row(
             job.id[:8],
             _state_text(job.state),
-            job.tenant_id,
             job.person_code,
             job.document_type,
-            job.file_name,
-            job.ticket_id or "",
+            (job.ticket_id or "")[:8],
             str(job.attempts),
             _short_time(job.created_at),
             job.last_error or "",

@@ -44,6 +44,8 @@ def upload_must_wait(
         daily_quota=settings.daily_quota,
         token_monthly_budget=settings.token_monthly_budget,
         now=now,
+        quota_timezone=settings.quota_timezone,
+        quota_window_seconds=settings.quota_window,
     )
     with Session(engine) as session:
         reserved = _count(session, col(UploadJob.state) == JobState.POLLING.value)

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     min_interval: float = Field(0.6, ge=0)
     rate_per_minute: int = Field(100, ge=1)
     daily_quota: int = Field(6000, ge=1)
+    quota_window: float = Field(
+        86400, gt=0, description="seconds in a quota window; a day is the calendar day"
+    )
+    quota_timezone: str = Field("UTC", description="the time zone whose days the quota counts")
     token_monthly_budget: int = Field(400, ge=1)
     max_file_bytes: int = Field(4_000_000, ge=1)
 

@@ -1,0 +1,156 @@
+"""What `yfdocs status` says about the fleet: jobs by state, the API budgets, the backlog.
+
+The estimate of when the backlog is delivered takes the fleet's pace over the last hour
+(or, before any call was made, the configured rate) and the daily quota, whichever binds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.table import Table
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from models import JobState, UploadJob
+from worker.governor import FleetUsage, fleet_usage
+from worker.settings import Settings
+
+__all__ = ["FleetSummary", "fleet_summary", "render_fleet"]
+
+# Calls a document still needs: an upload and about 1.2 status calls (the planner's
+# target); a ticket already uploaded needs only the status calls.
+CALLS_PER_NEW_DOCUMENT = 2.2
+CALLS_PER_UPLOADED_TICKET = 1.2
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    """The fleet at one moment; `as_dict()` is the `status --fleet --json` object."""
+
+    at: datetime
+    jobs_by_state: dict[str, int]
+    usage: FleetUsage
+    backlog_documents: int
+    calls_needed: int
+    pace_calls_per_hour: float
+    estimated_delivery_at: datetime | None
+    waiting_for_quota: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        usage = {
+            key: value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+            for key, value in asdict(self.usage).items()
+        }
+        return {
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "jobs_by_state": self.jobs_by_state,
+            **usage,
+            "backlog_documents": self.backlog_documents,
+            "calls_needed": self.calls_needed,
+            "pace_calls_per_hour": round(self.pace_calls_per_hour, 1),
+            "estimated_delivery_at": (
+                self.estimated_delivery_at.isoformat().replace("+00:00", "Z")
+                if self.estimated_delivery_at
+                else None
+            ),
+            "waiting_for_quota": self.waiting_for_quota,
+        }
+
+
+def _estimate(
+    now: datetime,
+    calls_needed: int,
+    pace_per_hour: float,
+    usage: FleetUsage,
+    window: timedelta,
+) -> datetime | None:
+    """When `calls_needed` calls are made at this pace, spending each quota window in full."""
+    if calls_needed <= 0:
+        return now
+    if pace_per_hour <= 0:
+        return None
+    if calls_needed <= usage.quota_left:
+        return now + timedelta(hours=calls_needed / pace_per_hour)
+    later_windows, rest = divmod(calls_needed - usage.quota_left, usage.daily_quota)
+    if rest == 0:  # the last window is spent in full
+        later_windows, rest = later_windows - 1, usage.daily_quota
+    last_window_start = usage.quota_resets_at + window * later_windows
+    return last_window_start + timedelta(hours=rest / pace_per_hour)
+
+
+def fleet_summary(engine: Engine, settings: Settings, now: datetime) -> FleetSummary:
+    """Read the job table and the call ledger once each."""
+    usage = fleet_usage(
+        engine,
+        daily_quota=settings.daily_quota,
+        token_monthly_budget=settings.token_monthly_budget,
+        now=now,
+        quota_timezone=settings.quota_timezone,
+        quota_window_seconds=settings.quota_window,
+    )
+    with Session(engine) as session:
+        rows = session.exec(
+            select(col(UploadJob.state), func.count()).group_by(col(UploadJob.state))
+        ).all()
+    by_state = {state.value: 0 for state in JobState}
+    by_state.update({state: int(count) for state, count in rows})
+    new_documents = by_state[JobState.QUEUED.value] + by_state[JobState.UPLOADING.value]
+    uploaded = by_state[JobState.POLLING.value]
+    calls_needed = math.ceil(
+        new_documents * CALLS_PER_NEW_DOCUMENT + uploaded * CALLS_PER_UPLOADED_TICKET
+    )
+    configured_pace = 3600.0 / max(settings.min_interval, 60.0 / settings.rate_per_minute)
+    pace = float(usage.calls_last_hour) if usage.calls_last_hour else configured_pace
+    return FleetSummary(
+        at=now,
+        jobs_by_state=by_state,
+        usage=usage,
+        backlog_documents=new_documents + uploaded,
+        calls_needed=calls_needed,
+        pace_calls_per_hour=pace,
+        estimated_delivery_at=_estimate(
+            now, calls_needed, pace, usage, timedelta(seconds=settings.quota_window)
+        ),
+        waiting_for_quota=usage.quota_left == 0 and calls_needed > 0,
+    )
+
+
+def render_fleet(summary: FleetSummary) -> Table:
+    """The fleet panel shown above the jobs table."""
+    usage = summary.usage
+    table = Table(title="Fleet", show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    states = ", ".join(f"{state} {count}" for state, count in summary.jobs_by_state.items())
+    table.add_row("jobs", states)
+    quota_line = (
+        f"{usage.calls_today} of {usage.daily_quota} used today, {usage.quota_left} left; "
+        f"resets {usage.quota_resets_at:%Y-%m-%d %H:%M}Z"
+    )
+    if summary.waiting_for_quota:
+        quota_line += " [yellow](spent: work waits for the reset)[/]"
+    table.add_row("API calls", quota_line)
+    table.add_row(
+        "tokens",
+        f"{usage.token_requests_this_month} of {usage.token_monthly_budget} this month",
+    )
+    if usage.backoff_until is not None:
+        table.add_row(
+            "backoff", f"the API said 429: fleet waits until {usage.backoff_until:%H:%M:%S}Z"
+        )
+    eta = (
+        f"{summary.estimated_delivery_at:%Y-%m-%d %H:%M}Z"
+        if summary.estimated_delivery_at
+        else "unknown"
+    )
+    table.add_row(
+        "backlog",
+        f"{summary.backlog_documents} documents, about {summary.calls_needed} calls; "
+        f"at {summary.pace_calls_per_hour:.0f} calls/hour delivered by {eta}",
+    )
+    return table
