@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -246,6 +247,57 @@ def service_variables(data_dir: Path, sandbox: SandboxServer, broker: str) -> di
     return variables
 
 
+class SandboxProcess:
+    """The sandbox in a process of its own, for tests that measure timing at the API.
+
+    In the test process its threads would share the interpreter lock with the test's own
+    polling, and a request could be recorded late: arrival gaps would look shorter than
+    they were on the wire.
+    """
+
+    def __init__(self, data_dir: Path, *, time_scale: float) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token_url = f"{self.url}/connect/token"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._log = (data_dir / "sandbox.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sandbox",
+                "--port",
+                str(self.port),
+                "--time-scale",
+                str(time_scale),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.ConnectionError):
+                requests.get(f"{self.url}/_sandbox/stats", timeout=1).raise_for_status()
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError("the sandbox process did not start")
+
+    def patch_config(self, patch: dict[str, Any]) -> None:
+        requests.post(f"{self.url}/_sandbox/config", json=patch, timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self._log.close()
+
+
 @pytest.fixture
 def broker() -> str:
     """The broker kind; tests parametrise it over filesystem, redis and amqp."""
@@ -259,3 +311,18 @@ def service(tmp_path: Path, sandbox: SandboxServer, broker: str) -> Iterator[Ser
     purge_broker(under_test.settings)
     yield under_test
     under_test.close()
+
+
+@pytest.fixture
+def fleet_service(tmp_path: Path) -> Iterator[ServiceUnderTest]:
+    """The service against a sandbox process with the real limits, at time scale 5."""
+    data_dir = tmp_path / "yfdocs"
+    sandbox = SandboxProcess(tmp_path / "sandbox", time_scale=5.0)
+    under_test = ServiceUnderTest(
+        sandbox,  # type: ignore[arg-type]  # the same url, token_url and patch_config
+        data_dir,
+        service_variables(data_dir, sandbox, "filesystem"),  # type: ignore[arg-type]
+    )
+    yield under_test
+    under_test.close()
+    sandbox.stop()
