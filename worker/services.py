@@ -67,6 +67,20 @@ def _locked_job(session: Session, job_id: str) -> UploadJob | None:
     return session.exec(statement).first()
 
 
+def _released_job(session: Session, job_id: str, state: JobState, owner: str) -> UploadJob | None:
+    """The job if this worker still holds it in `state`, with its lease given back; else None.
+
+    None means the lease was lost meanwhile (the sweeper took the job back): the outcome
+    in hand is no longer this worker's to record.
+    """
+    job = _locked_job(session, job_id)
+    if job is None or job.job_state is not state or job.lease_owner != owner:
+        return None
+    job.lease_owner = None
+    job.lease_expires_at = None
+    return job
+
+
 class _ErrorFields(TypedDict):
     error: str
     http_status: int | None
@@ -220,12 +234,10 @@ def _defer_upload(rt: WorkerRuntime, job_id: str, exc: CallDeferred) -> StepOutc
     """The governor had no call for us (quota spent, fleet backing off): wait, don't fail."""
     now = rt.clock()
     with session_scope(rt.engine) as session:
-        job = _locked_job(session, job_id)
-        if job is None or job.job_state is not JobState.UPLOADING or job.lease_owner != rt.owner:
+        job = _released_job(session, job_id, JobState.UPLOADING, rt.owner)
+        if job is None:
             return StepOutcome(job_id, f"deferred after its lease was lost: {exc.reason}")
         job.attempts -= 1  # no call was made: not an attempt
-        job.lease_owner = None
-        job.lease_expires_at = None
         job.not_before = exc.until
         change_state(
             session,
@@ -242,11 +254,9 @@ def _upload_error(rt: WorkerRuntime, job_id: str, exc: YouforceError) -> StepOut
     """A failed upload: back to the queue with a backoff when transient, else `failed`."""
     now = rt.clock()
     with session_scope(rt.engine) as session:
-        job = _locked_job(session, job_id)
-        if job is None or job.job_state is not JobState.UPLOADING or job.lease_owner != rt.owner:
+        job = _released_job(session, job_id, JobState.UPLOADING, rt.owner)
+        if job is None:
             return StepOutcome(job_id, f"upload failed after its lease was lost: {exc}")
-        job.lease_owner = None
-        job.lease_expires_at = None
         if exc.retryable and not rt.retry_policy.gives_up_after(job.attempts):
             delay = rt.retry_policy.delay(job.attempts, retry_after=exc.retry_after)
             job.not_before = now + timedelta(seconds=delay)
@@ -276,11 +286,9 @@ def _upload_error(rt: WorkerRuntime, job_id: str, exc: YouforceError) -> StepOut
 
 def _fail_upload(rt: WorkerRuntime, job_id: str, reason: str) -> StepOutcome:
     with session_scope(rt.engine) as session:
-        job = _locked_job(session, job_id)
-        if job is None or job.job_state is not JobState.UPLOADING:
+        job = _released_job(session, job_id, JobState.UPLOADING, rt.owner)
+        if job is None:
             return StepOutcome(job_id, f"not failed ({reason}): job moved on")
-        job.lease_owner = None
-        job.lease_expires_at = None
         change_state(session, job, JobState.FAILED, reason=reason, error=reason, now=rt.clock())
     return StepOutcome(job_id, f"failed: {reason}")
 
@@ -320,11 +328,9 @@ def poll_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
     durations = rt.planner().model_for(snapshot.tenant_id)  # read before the transaction
     now = rt.clock()
     with session_scope(rt.engine) as session:
-        job = _locked_job(session, job_id)
-        if job is None or job.job_state is not JobState.POLLING or job.lease_owner != rt.owner:
+        job = _released_job(session, job_id, JobState.POLLING, rt.owner)
+        if job is None:
             return StepOutcome(job_id, "poll answered after its lease was lost")
-        job.lease_owner = None
-        job.lease_expires_at = None
         ticket = job.ticket_id
         if status.state is TicketState.COMPLETE:
             change_state(
@@ -374,12 +380,10 @@ def _defer_poll(rt: WorkerRuntime, job_id: str, exc: CallDeferred) -> StepOutcom
     """No API call available for this status check: ask again when there is one."""
     now = rt.clock()
     with session_scope(rt.engine) as session:
-        job = _locked_job(session, job_id)
-        if job is None or job.job_state is not JobState.POLLING or job.lease_owner != rt.owner:
+        job = _released_job(session, job_id, JobState.POLLING, rt.owner)
+        if job is None:
             return StepOutcome(job_id, f"deferred after its lease was lost: {exc.reason}")
         job.poll_count -= 1  # no call was made
-        job.lease_owner = None
-        job.lease_expires_at = None
         job.next_poll_at = exc.until
         record_note(
             session,
@@ -406,11 +410,9 @@ def _poll_error(rt: WorkerRuntime, job_id: str, tenant_id: str, exc: YouforceErr
     durations = rt.planner().model_for(tenant_id)  # read before the transaction
     now = rt.clock()
     with session_scope(rt.engine) as session:
-        job = _locked_job(session, job_id)
-        if job is None or job.job_state is not JobState.POLLING or job.lease_owner != rt.owner:
+        job = _released_job(session, job_id, JobState.POLLING, rt.owner)
+        if job is None:
             return StepOutcome(job_id, f"poll failed after its lease was lost: {exc}")
-        job.lease_owner = None
-        job.lease_expires_at = None
         if not exc.retryable:
             change_state(
                 session,
