@@ -333,14 +333,17 @@ class SandboxService:
         token = self.tokens.issue(app.client_id, form["tenant_id"], scopes, now, lifetime)
         self.stats.count("tokens_issued")
         self.log.update(request.entry, token=f"token#{token.number}")
+        # The client keeps time on its own clock: at a time scale, say how long the token
+        # lives in the client's seconds, as the real API does in real seconds.
+        client_lifetime = max(1, round(lifetime / self.config.time_scale))
         payload: dict[str, Any] = {
             "access_token": token.value,
-            "expires_in": int(lifetime),
+            "expires_in": client_lifetime,
             "token_type": "Bearer",
             "scope": " ".join(scopes),
         }
         if self.config.legacy_token_answer:
-            payload["expires_in"] = str(int(lifetime))
+            payload["expires_in"] = str(client_lifetime)
             payload["token_type"] = "BearerToken"  # noqa: S105 - a token type name
         return ApiResponse.json(200, payload)
 

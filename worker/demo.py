@@ -105,7 +105,10 @@ def _demo_overrides(base: Settings, sandbox_url: str, token_url: str) -> dict[st
         "sweep_interval": 2.0,
         "lease_seconds": 30.0,
         "read_timeout": 10.0,
-        "min_interval": 0.6 / DEMO_TIME_SCALE,
+        "token_refresh_margin": 10.0,  # tokens live 60 s at this time scale
+        # The sandbox's interval at this time scale, plus the margin a real deployment
+        # keeps for the jitter between a granted start and the arrival at the API.
+        "min_interval": 0.6 / DEMO_TIME_SCALE + 0.05,
     }
     return {f"YFDOCS_{name.upper()}": str(value) for name, value in values.items()}
 

@@ -105,11 +105,14 @@ def test_legacy_answer_has_string_expires_in(sandbox_factory: SandboxFactory) ->
     server = sandbox_factory(legacy_token_answer=True, token_lifetime_s=7200.0)
     body = request_token(server).json()
     assert body["expires_in"] == "7200"
+    scaled = sandbox_factory(legacy_token_answer=True, token_lifetime_s=3600.0, time_scale=60.0)
+    assert request_token(scaled).json()["expires_in"] == "60"
     assert body["token_type"] == "BearerToken"
 
 
 def test_token_expires_in_api_time(sandbox_factory: SandboxFactory) -> None:
     server = sandbox_factory(token_lifetime_s=3600.0, time_scale=7200.0)
+    assert request_token(server).json()["expires_in"] == 1, "0.5 s on the client's clock"
     token = get_token(server)
     assert api_get(server, token, "jobProfiles").status_code == 200
     time.sleep(0.55)  # 3960 API seconds
