@@ -20,7 +20,7 @@ TIME_SCALE = 5.0
 SANDBOX_INTERVAL = 0.6 / TIME_SCALE
 # The governor spaces the moments calls may start; the API measures arrivals. Between the
 # two lie process scheduling and connection set-up on a busy two-core machine.
-ARRIVAL_JITTER_MARGIN = 0.05
+ARRIVAL_JITTER_MARGIN = 0.1
 
 
 def _stats(service: ServiceUnderTest) -> dict[str, object]:
@@ -49,9 +49,9 @@ def test_three_workers_hold_the_limits_fleet_wide_with_no_429(
         YFDOCS_MIN_INTERVAL=str(SANDBOX_INTERVAL + ARRIVAL_JITTER_MARGIN),
         YFDOCS_RATE_PER_MINUTE=str(int(100 * TIME_SCALE)),
     )
-    service.start_worker(concurrency=2)
-    service.start_worker(concurrency=2, beat=False)
-    service.start_worker(concurrency=2, beat=False)
+    service.start_worker(concurrency=1)
+    service.start_worker(concurrency=1, beat=False)
+    service.start_worker(concurrency=1, beat=False)
     job_ids = [service.enqueue(title=f"fleet {n}") for n in range(12)]
 
     jobs = service.wait_for_end(job_ids, timeout=120)
@@ -71,12 +71,14 @@ def test_three_workers_hold_the_limits_fleet_wide_with_no_429(
 def test_a_spent_quota_defers_work_to_the_next_window_and_it_resumes(
     service: ServiceUnderTest,
 ) -> None:
-    window, quota = 8, 5
+    # Eight uploads queued before the worker starts go out in a burst well under a second
+    # long: at most two windows of three calls can hold it, so some must wait.
+    window, quota = 8, 3
     service.configure(YFDOCS_DAILY_QUOTA=str(quota), YFDOCS_QUOTA_WINDOW=str(window))
+    job_ids = [service.enqueue(title=f"quota {n}") for n in range(8)]
     service.start_worker(concurrency=2)
-    job_ids = [service.enqueue(title=f"quota {n}") for n in range(4)]
 
-    jobs = service.wait_for_end(job_ids, timeout=90)
+    jobs = service.wait_for_end(job_ids, timeout=150)
 
     assert {job.state for job in jobs.values()} == {"complete"}
     reasons = [event.reason for job_id in job_ids for event in service.events(job_id)]
