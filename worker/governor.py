@@ -239,6 +239,7 @@ class DatabaseGovernor:
         max_wait: float = 30.0,
         quota_timezone: str = "UTC",
         quota_window_seconds: float = DAY_SECONDS,
+        rate_limit_backoff: float = DEFAULT_BACKOFF_SECONDS,
         poll_interval: float = 0.05,
         max_sleep: float = 0.5,
         start_lead: float = 0.02,
@@ -260,6 +261,7 @@ class DatabaseGovernor:
         self.daily_quota = daily_quota
         self.token_monthly_budget = token_monthly_budget
         self.lease = timedelta(seconds=lease_seconds)
+        self.rate_limit_backoff = rate_limit_backoff
         self.owner = owner[:80]
         self.max_wait = max_wait
         self.quota_timezone = quota_timezone
@@ -295,12 +297,12 @@ class DatabaseGovernor:
             self._release(grant, call.status_code)
 
     def back_off(self, retry_after: float | None, reason: str) -> datetime:
-        """Hold the whole fleet back for `retry_after` seconds (60 without one) from now.
+        """Hold the whole fleet back for `retry_after` seconds (the configured wait without one).
 
         Only ever moves `backoff_until` later, so two 429s in a row keep the longer wait.
         """
         seconds = retry_after if retry_after is not None and retry_after > 0 else None
-        until = self._clock() + timedelta(seconds=seconds or DEFAULT_BACKOFF_SECONDS)
+        until = self._clock() + timedelta(seconds=seconds or self.rate_limit_backoff)
         self._ensure_rows()
         with self._engine.begin() as connection:
             connection.execute(
@@ -569,6 +571,7 @@ def governor_from_settings(
         "lease_seconds": settings.lease_seconds,
         "quota_timezone": settings.quota_timezone,
         "quota_window_seconds": settings.quota_window,
+        "rate_limit_backoff": settings.rate_limit_backoff,
     }
     arguments.update(overrides)
     return DatabaseGovernor(engine, owner=owner, **arguments)

@@ -128,6 +128,20 @@ def test_a_429_without_retry_after_backs_off_60s_and_beyond_max_wait_defers(
     assert clock.sleeps == []
 
 
+def test_the_wait_after_a_429_without_retry_after_is_configurable(
+    engine: Engine, clock: FakeClock
+) -> None:
+    governor = make_governor(engine, clock, rate_limit_backoff=6.0)
+    refused_at = clock()
+
+    with governor.slot("upload", TENANT) as slot:
+        slot.record_response(429, None)
+    with governor.slot("upload", TENANT):
+        granted_at = clock()
+
+    assert refused_at + timedelta(seconds=6) <= granted_at < refused_at + timedelta(seconds=7)
+
+
 def test_a_shorter_second_429_does_not_shorten_the_backoff(
     engine: Engine, clock: FakeClock
 ) -> None:
