@@ -103,14 +103,14 @@ def upload_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
     """Upload a queued job's PDF (v1.1), commit the ticket at once, and schedule the first poll."""
     now = rt.clock()
     with session_scope(rt.engine) as session:
-        priority = session.exec(select(UploadJob.priority).where(UploadJob.id == job_id)).first()
-    wait = (
-        None
-        if priority is None
-        else upload_must_wait(rt.engine, rt.settings, priority=priority, now=now)
-    )
-    if wait is not None:
-        return _hold_queued(rt, job_id, wait.until, wait.reason)
+        found = session.exec(
+            select(UploadJob.priority, UploadJob.state).where(UploadJob.id == job_id)
+        ).first()
+    if found is not None and found[1] == JobState.QUEUED.value:
+        # Read before the claim: on SQLite a second connection would wait for our lock.
+        wait = upload_must_wait(rt.engine, rt.settings, priority=found[0], now=now)
+        if wait is not None:
+            return _hold_queued(rt, job_id, wait.until, wait.reason)
     with session_scope(rt.engine) as session:
         job = _locked_job(session, job_id)
         if job is None:
