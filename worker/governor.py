@@ -59,6 +59,7 @@ __all__ = [
     "QuotaExhausted",
     "SlotWaitTimeout",
     "TokenBudgetExhausted",
+    "calls_in_quota_window",
     "fleet_usage",
     "governor_from_settings",
     "month_window",
@@ -179,6 +180,20 @@ def _count_calls(connection: Connection, start: datetime, end: datetime, *, toke
         .where(_calls.c.at >= start, _calls.c.at < end, kind_filter)
     )
     return int(connection.execute(statement).scalar_one())
+
+
+def calls_in_quota_window(
+    engine: Engine,
+    *,
+    now: datetime,
+    quota_timezone: str = "UTC",
+    quota_window_seconds: float = DAY_SECONDS,
+) -> tuple[int, datetime]:
+    """API calls (not token requests) counted in the quota window that holds `now`, and
+    when that window ends: the one ledger read the upload-priority rule needs."""
+    start, end = quota_day_window(now, quota_timezone, quota_window_seconds)
+    with engine.connect() as connection:
+        return _count_calls(connection, start, end, tokens=False), end
 
 
 # -- the governor ----------------------------------------------------------------------------

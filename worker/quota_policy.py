@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from models import JobState, Priority, UploadJob
-from worker.governor import fleet_usage
+from worker.governor import calls_in_quota_window
 from worker.settings import Settings
 
 __all__ = ["UploadWait", "upload_must_wait"]
@@ -39,14 +39,13 @@ def upload_must_wait(
     engine: Engine, settings: Settings, *, priority: int, now: datetime
 ) -> UploadWait | None:
     """None if an upload of this priority may spend a call now, else until when it waits."""
-    usage = fleet_usage(
+    calls, resets_at = calls_in_quota_window(
         engine,
-        daily_quota=settings.daily_quota,
-        token_monthly_budget=settings.token_monthly_budget,
         now=now,
         quota_timezone=settings.quota_timezone,
         quota_window_seconds=settings.quota_window,
     )
+    quota_left = max(0, settings.daily_quota - calls)
     with Session(engine) as session:
         reserved = _count(session, col(UploadJob.state) == JobState.POLLING.value)
         if priority > Priority.LIVE:
@@ -55,13 +54,13 @@ def upload_must_wait(
                 col(UploadJob.state) == JobState.QUEUED.value,
                 col(UploadJob.priority) < priority,
             )
-    if usage.quota_left > reserved:
+    if quota_left > reserved:
         return None
     whom = "uploaded tickets" if priority <= Priority.LIVE else "uploaded tickets and live events"
     return UploadWait(
-        until=usage.quota_resets_at,
+        until=resets_at,
         reason=(
-            f"daily API quota nearly spent ({usage.quota_left} calls left, {reserved} kept for "
+            f"daily API quota nearly spent ({quota_left} calls left, {reserved} kept for "
             f"{whom}); waiting for the next window"
         ),
     )

@@ -78,10 +78,10 @@ class WorkerRuntime:
     client: YouforceClient
     publisher: JobPublisher
     store: FilesystemDocumentStore
+    poll_planner: PollPlanner
     owner: str = field(default_factory=process_owner)
     clock: Callable[[], datetime] = utcnow
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    poll_planner: PollPlanner | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, publisher: JobPublisher) -> WorkerRuntime:
@@ -103,14 +103,3 @@ class WorkerRuntime:
                 engine, first_delay=settings.poll_first_delay, max_delay=settings.poll_max_delay
             ),
         )
-
-    def planner(self) -> PollPlanner:
-        """The poll planner (built on first use where a test made the runtime by hand)."""
-        if self.poll_planner is None:
-            self.poll_planner = PollPlanner(
-                self.engine,
-                first_delay=self.settings.poll_first_delay,
-                max_delay=self.settings.poll_max_delay,
-                clock=self.clock,
-            )
-        return self.poll_planner

@@ -154,7 +154,7 @@ def upload_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
         return _upload_error(rt, job_id, exc)
 
     now = rt.clock()
-    first_delay = rt.planner().delay_before_poll(job_snapshot.tenant_id, 0, 0.0)
+    first_delay = rt.poll_planner.delay_before_poll(job_snapshot.tenant_id, 0, 0.0)
     with session_scope(rt.engine) as session:
         job = _locked_job(session, job_id)
         if job is None:
@@ -325,7 +325,7 @@ def poll_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
     except YouforceError as exc:
         return _poll_error(rt, job_id, snapshot.tenant_id, exc)
 
-    durations = rt.planner().model_for(snapshot.tenant_id)  # read before the transaction
+    durations = rt.poll_planner.model_for(snapshot.tenant_id)  # read before the transaction
     now = rt.clock()
     with session_scope(rt.engine) as session:
         job = _released_job(session, job_id, JobState.POLLING, rt.owner)
@@ -361,7 +361,9 @@ def poll_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
             )
             return StepOutcome(job_id, "expired")
         job.last_in_progress_at = now
-        delay = rt.planner().delay_with(durations, job.poll_count, _seconds_since_upload(job, now))
+        delay = rt.poll_planner.delay_with(
+            durations, job.poll_count, _seconds_since_upload(job, now)
+        )
         job.next_poll_at = min(now + timedelta(seconds=delay), deadline)
         delay = (job.next_poll_at - now).total_seconds()
         record_note(
@@ -407,7 +409,7 @@ def _poll_deadline(rt: WorkerRuntime, job: UploadJob) -> datetime:
 
 def _poll_error(rt: WorkerRuntime, job_id: str, tenant_id: str, exc: YouforceError) -> StepOutcome:
     """A failed status check: poll again later when transient, else the job `failed`."""
-    durations = rt.planner().model_for(tenant_id)  # read before the transaction
+    durations = rt.poll_planner.model_for(tenant_id)  # read before the transaction
     now = rt.clock()
     with session_scope(rt.engine) as session:
         job = _released_job(session, job_id, JobState.POLLING, rt.owner)
@@ -433,7 +435,7 @@ def _poll_error(rt: WorkerRuntime, job_id: str, tenant_id: str, exc: YouforceErr
                 **_error_fields(exc),
             )
             return StepOutcome(job_id, "expired")
-        planned = rt.planner().delay_with(
+        planned = rt.poll_planner.delay_with(
             durations, job.poll_count, _seconds_since_upload(job, now)
         )
         delay = max(planned, exc.retry_after or 0.0)
