@@ -2,9 +2,26 @@
 # Start the real services the integration tests use, all on loopback, and print the
 # environment that points the tests at them (eval "$(scripts/test-services.sh)").
 # Installs Debian's packages when they are missing; idempotent, safe to run twice.
+# On failure it names the step that failed and shows the service's own log, then exits 1:
+# the caller must check the exit status (an empty eval would hide it).
 set -euo pipefail
 
+# Debian keeps the service commands (runuser, rabbitmq-server, rabbitmqctl) in sbin, which a
+# minimal PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
 log() { echo "test-services: $*" >&2; }
+
+show_logs() {
+  local file
+  for file in /var/log/postgresql/*.log /var/log/rabbitmq/startup_err /var/log/rabbitmq/*.log \
+    /tmp/yfdocs-test-redis.log; do
+    [ -s "$file" ] || continue
+    log "---- last lines of $file"
+    tail -n 25 "$file" >&2 || true
+  done
+}
+trap 'status=$?; log "FAILED (exit $status) at line $LINENO: $BASH_COMMAND"; show_logs; exit 1' ERR
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -20,38 +37,55 @@ fi
 
 # PostgreSQL (Debian's cluster, runs as the postgres user, listens on localhost).
 pg_version=$(ls /usr/lib/postgresql | sort -n | tail -n 1)
-if ! pg_lsclusters -h 2>/dev/null | grep -q .; then
+clusters=$(pg_lsclusters -h 2>/dev/null || true)
+if [ -z "$clusters" ]; then
+  log "creating PostgreSQL cluster $pg_version/main"
   pg_createcluster "$pg_version" main >&2
+  clusters=$(pg_lsclusters -h)
 fi
-cluster=$(pg_lsclusters -h | head -n 1 | awk '{print $1" "$2}')
-pg_port=$(pg_lsclusters -h | head -n 1 | awk '{print $3}')
-if ! pg_lsclusters -h | head -n 1 | grep -q online; then
-  log "starting PostgreSQL $cluster"
+first_cluster=$(printf '%s\n' "$clusters" | sed -n 1p)
+cluster=$(printf '%s\n' "$first_cluster" | awk '{print $1" "$2}')
+pg_port=$(printf '%s\n' "$first_cluster" | awk '{print $3}')
+if ! printf '%s\n' "$first_cluster" | grep -q online; then
+  log "starting PostgreSQL $cluster on port $pg_port"
   # shellcheck disable=SC2086
   pg_ctlcluster $cluster start >&2
 fi
-for _ in $(seq 1 60); do
-  runuser -u postgres -- pg_isready -q -h 127.0.0.1 -p "$pg_port" && break
+pg_ready=no
+for _ in $(seq 1 120); do
+  if runuser -u postgres -- pg_isready -q -h 127.0.0.1 -p "$pg_port"; then pg_ready=yes; break; fi
   sleep 0.5
 done
-runuser -u postgres -- psql -q -p "$pg_port" -tc "SELECT 1 FROM pg_roles WHERE rolname='yfdocs'" | grep -q 1 \
-  || runuser -u postgres -- psql -q -p "$pg_port" -c "CREATE ROLE yfdocs LOGIN PASSWORD 'yfdocs' CREATEDB" >&2
-runuser -u postgres -- psql -q -p "$pg_port" -tc "SELECT 1 FROM pg_database WHERE datname='yfdocs_test'" | grep -q 1 \
-  || runuser -u postgres -- psql -q -p "$pg_port" -c "CREATE DATABASE yfdocs_test OWNER yfdocs" >&2
+[ "$pg_ready" = yes ] || { log "PostgreSQL did not accept connections on port $pg_port"; false; }
+psql_admin() { runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -p "$pg_port" "$@"; }
+if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname='yfdocs'")" ]; then
+  psql_admin -c "CREATE ROLE yfdocs LOGIN PASSWORD 'yfdocs' CREATEDB" >&2
+fi
+if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname='yfdocs_test'")" ]; then
+  psql_admin -c "CREATE DATABASE yfdocs_test OWNER yfdocs" >&2
+fi
 
 # Redis.
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   log "starting Redis"
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >&2
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+    --logfile /tmp/yfdocs-test-redis.log >&2
 fi
-for _ in $(seq 1 60); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.25; done
+redis_ready=no
+for _ in $(seq 1 120); do
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then redis_ready=yes; break; fi
+  sleep 0.25
+done
+[ "$redis_ready" = yes ] || { log "Redis did not answer on 127.0.0.1:6379"; false; }
 
-# RabbitMQ.
+# RabbitMQ. The node is named after localhost, not the machine's host name, which a fresh
+# machine may not resolve (Erlang distribution needs it to).
+export RABBITMQ_NODENAME=rabbit@localhost
+export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_DIST_PORT=25672
+export ERL_EPMD_ADDRESS=127.0.0.1
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 if ! rabbitmqctl -q status >/dev/null 2>&1; then
   log "starting RabbitMQ"
-  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_DIST_PORT=25672
-  export ERL_EPMD_ADDRESS=127.0.0.1
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
   rabbitmq-server -detached >&2
 fi
 rabbitmqctl -q await_startup --timeout 120 >&2
