@@ -88,7 +88,19 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
   log "starting RabbitMQ"
   rabbitmq-server -detached >&2
 fi
-rabbitmqctl -q await_startup --timeout 120 >&2
+# A node that has not yet registered with epmd counts as "not running at all", and
+# await_startup gives up on it at once: ask again until the node is up or 120 s pass.
+rabbit_ready=no
+rabbit_deadline=$((SECONDS + 120))
+while [ "$SECONDS" -lt "$rabbit_deadline" ]; do
+  if rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1; then rabbit_ready=yes; break; fi
+  sleep 1
+done
+if [ "$rabbit_ready" != yes ]; then
+  rabbitmqctl -q status >&2 || true
+  log "RabbitMQ did not start within 120 s"
+  false
+fi
 
 cat <<ENV
 export YFDOCS_TEST_POSTGRES_URL=postgresql+psycopg://yfdocs:yfdocs@127.0.0.1:${pg_port}/yfdocs_test
