@@ -21,6 +21,7 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RateLimitKind,
     ReadTimeout,
     ResponseFormatError,
     ServerError,
@@ -29,6 +30,7 @@ from .errors import (
     YouforceError,
     error_for_response,
     parse_retry_after,
+    rate_limit_kind,
 )
 from .governor import CallSlot, RateGovernor, UnlimitedGovernor
 from .hrdata import HrRecord
@@ -56,6 +58,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateGovernor",
     "RateLimitError",
+    "RateLimitKind",
     "ReadTimeout",
     "ResponseFormatError",
     "ServerError",
@@ -73,4 +76,5 @@ __all__ = [
     "error_for_response",
     "parse_retry_after",
     "parse_status_number_map",
+    "rate_limit_kind",
 ]

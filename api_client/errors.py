@@ -37,7 +37,7 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import requests
 
@@ -54,6 +54,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimitKind",
     "ReadTimeout",
     "ResponseFormatError",
     "ServerError",
@@ -63,6 +64,7 @@ __all__ = [
     "error_for_response",
     "parse_error_body",
     "parse_retry_after",
+    "rate_limit_kind",
 ]
 
 BODY_LIMIT = 2000
@@ -180,10 +182,35 @@ class ConflictError(APIStatusError):
     default_retryable = True
 
 
+RateLimitKind = Literal["spike", "parallel", "quota"]
+
+
+def rate_limit_kind(error_code: str | None, message: str | None) -> RateLimitKind | None:
+    """Which of the API's limits a 429 names, from the gateway's fault code or message.
+
+    The gateway names the policy ("...SpikeArrestViolation", "...ConcurrentRatelimtViolation",
+    "...QuotaViolation") and says it in words; the answer decides how long to wait: one call
+    interval, until a call in flight ends, or until the quota day turns. None: not known.
+    """
+    text = f"{error_code or ''} {message or ''}".lower()
+    if "spike" in text:
+        return "spike"
+    if "concurrent" in text or "parallel" in text:
+        return "parallel"
+    if "quota" in text:
+        return "quota"
+    return None
+
+
 class RateLimitError(APIStatusError):
     """429: a usage limit was hit; wait (`retry_after` when the API sent one) and slow down."""
 
     default_retryable = True
+
+    @property
+    def limit(self) -> RateLimitKind | None:
+        """The limit the API named: "spike", "parallel", "quota", or None when not said."""
+        return rate_limit_kind(self.error_code, self.api_message)
 
 
 class ServerError(APIStatusError):

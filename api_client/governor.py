@@ -22,9 +22,12 @@ CALL_KINDS: frozenset[str] = frozenset({"token", "upload", "status", "read"})
 class CallSlot(Protocol):
     """The permission for one HTTP call, told how the call went."""
 
-    def record_response(self, status_code: int | None, retry_after: float | None) -> None:
+    def record_response(
+        self, status_code: int | None, retry_after: float | None, limit: str | None = None
+    ) -> None:
         """`status_code` None means no HTTP answer (transport failure); a 429 should slow
-        every caller, for `retry_after` seconds when the API said so."""
+        every caller, for `retry_after` seconds when the API said so. `limit` is the limit a
+        429 named ("spike", "parallel", "quota"; see `errors.rate_limit_kind`), else None."""
         ...
 
 
@@ -38,7 +41,9 @@ class RateGovernor(Protocol):
 
 
 class _NoOpSlot:
-    def record_response(self, status_code: int | None, retry_after: float | None) -> None:
+    def record_response(
+        self, status_code: int | None, retry_after: float | None, limit: str | None = None
+    ) -> None:
         """Nothing to learn without a limit."""
 
 

@@ -24,8 +24,10 @@ from .errors import (
     ConnectionDropped,
     ConnectTimeout,
     InvalidRequestError,
+    RateLimitError,
     ReadTimeout,
     TransportError,
+    error_for_response,
     parse_retry_after,
 )
 from .governor import RateGovernor
@@ -146,7 +148,11 @@ def send(
             raise error from exc
         elapsed = clock() - started
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        slot.record_response(response.status_code, retry_after)
+        limit = None
+        if response.status_code == 429:
+            refused = error_for_response(response, method, url)
+            limit = refused.limit if isinstance(refused, RateLimitError) else None
+        slot.record_response(response.status_code, retry_after, limit)
     logger.info(
         "%s %s -> %s in %.3fs correlationId=%s",
         method,

@@ -141,9 +141,13 @@ class RecordingSlot:
     kind: str
     tenant: str
     recorded: list[tuple[int | None, float | None]] = field(default_factory=list)
+    limits: list[str | None] = field(default_factory=list)
 
-    def record_response(self, status_code: int | None, retry_after: float | None) -> None:
+    def record_response(
+        self, status_code: int | None, retry_after: float | None, limit: str | None = None
+    ) -> None:
         self.recorded.append((status_code, retry_after))
+        self.limits.append(limit)
 
 
 @dataclass

@@ -203,6 +203,24 @@ def test_governor_slot_around_every_call(
     assert governor.max_open == 1
 
 
+def test_the_slot_is_told_which_limit_a_429_named(
+    client: YouforceClient, transport: FakeTransport, governor: RecordingGovernor
+) -> None:
+    transport.reply(200, {"status": "InProgress", "errorMessages": []})
+    transport.reply(
+        429,
+        {
+            "message": "Spike arrest violation. Allowed rate : 100pm.",
+            "errorCode": "policies.ratelimit.SpikeArrestViolation",
+        },
+    )
+    client.ticket_status(TENANT, "T-1")
+    with pytest.raises(RateLimitError) as info:
+        client.ticket_status(TENANT, "T-1")
+    assert info.value.limit == "spike"
+    assert [s.limits for s in governor.slots if s.kind == "status"] == [[None], ["spike"]]
+
+
 def test_transport_failure_recorded_as_none(
     client: YouforceClient, transport: FakeTransport, governor: RecordingGovernor
 ) -> None:

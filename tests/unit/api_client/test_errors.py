@@ -141,6 +141,40 @@ def test_retry_after_absent() -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "limit"),
+    [
+        (
+            {
+                "message": "Spike arrest violation. Allowed rate : 100pm.",
+                "errorCode": "policies.ratelimit.SpikeArrestViolation",
+            },
+            "spike",
+        ),
+        (
+            {"error": {"errorCode": "policies.ratelimit.QuotaViolation", "message": "Quota"}},
+            "quota",
+        ),
+        (
+            {"fault": "x", "message": "Concurrent rate limit connection exceeded"},
+            "parallel",
+        ),
+        ({"message": "Too many requests"}, None),
+        ({}, None),
+    ],
+)
+def test_a_429_names_the_limit_it_hit(body: dict[str, object], limit: str | None) -> None:
+    error = error_for_response(_response(429, body))
+    assert isinstance(error, e.RateLimitError)
+    assert error.limit == limit
+
+
+def test_a_429_that_is_not_json_names_no_limit() -> None:
+    error = error_for_response(_response(429, text="<html>Too Many Requests</html>"))
+    assert isinstance(error, e.RateLimitError)
+    assert error.limit is None
+
+
+@pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("0", 0.0),
