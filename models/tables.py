@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
 
 from models.states import JobState, Priority
@@ -161,7 +161,8 @@ class GovernorState(SQLModel, table=True):
 
     `next_call_at` spaces the starts of calls by the minimum interval; `backoff_until`
     holds every process back after a 429, because the API's limits are per app, not per
-    process.
+    process. `spacing_extra` is what spike-arrest 429s taught the fleet to add to the
+    interval (seconds, as of `spacing_raised_at`; it halves with time).
     """
 
     __tablename__ = "governor_state"
@@ -170,3 +171,7 @@ class GovernorState(SQLModel, table=True):
     next_call_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     backoff_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     backoff_reason: str | None = Field(default=None, max_length=255)
+    spacing_extra: float = Field(
+        default=0.0, sa_column=Column(Float, nullable=False, server_default=text("0"))
+    )
+    spacing_raised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

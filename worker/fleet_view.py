@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from models import JobState, UploadJob
-from worker.governor import FleetUsage, fleet_usage
+from worker.governor import DEFAULT_SPACING_HALF_LIFE, FleetUsage, fleet_usage
 from worker.settings import Settings
 
 __all__ = ["FleetSummary", "fleet_summary", "render_fleet"]
@@ -104,7 +104,8 @@ def fleet_summary(engine: Engine, settings: Settings, now: datetime) -> FleetSum
     calls_needed = math.ceil(
         new_documents * CALLS_PER_NEW_DOCUMENT + uploaded * CALLS_PER_UPLOADED_TICKET
     )
-    configured_pace = 3600.0 / max(settings.min_interval, 60.0 / settings.rate_per_minute)
+    interval = settings.min_interval + usage.learned_spacing_s
+    configured_pace = 3600.0 / max(interval, 60.0 / settings.rate_per_minute)
     pace = float(usage.calls_last_hour) if usage.calls_last_hour else configured_pace
     return FleetSummary(
         at=now,
@@ -142,6 +143,12 @@ def render_fleet(summary: FleetSummary) -> Table:
     if usage.backoff_until is not None:
         table.add_row(
             "backoff", f"the API said 429: fleet waits until {usage.backoff_until:%H:%M:%S}Z"
+        )
+    if usage.learned_spacing_s > 0:
+        table.add_row(
+            "spacing",
+            f"+{usage.learned_spacing_s:.3f} s between calls, learned from spike-arrest 429s "
+            f"(halves every {DEFAULT_SPACING_HALF_LIFE / 60:g} minutes)",
         )
     eta = (
         f"{summary.estimated_delivery_at:%Y-%m-%d %H:%M}Z"

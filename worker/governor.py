@@ -7,7 +7,9 @@ on every machine therefore paces itself through the same three tables:
 - `governor_state` (one row, id 1) is the fleet's lock and clock: whoever starts a call
   locks it (SQLite: the engine's BEGIN IMMEDIATE; PostgreSQL: SELECT ... FOR UPDATE),
   checks the limits, moves `next_call_at` one interval on, and commits. A 429 sets
-  `backoff_until`, which holds back every process, not only the one that was refused.
+  `backoff_until`, which holds back every process, not only the one that was refused, for
+  as long as the limit it names needs (see `back_off`); a spike-arrest 429 instead widens
+  the interval (`spacing_extra`), which then halves with time.
 - `governor_slots` are the parallel-call permits, one row per permit, held under a lease
   so that a process killed mid-call loses its permit when the lease runs out.
 - `api_calls` is the ledger. A call is written when its slot is granted, in the same
@@ -26,6 +28,14 @@ defers the job to `.until` instead of failing it.
 
 Clocks: every process stamps with its own (injectable) clock, so the hosts of a fleet
 must keep their clocks in step (NTP); a skew of e seconds shortens the spacing by e.
+
+Why the interval learns: the governor spaces the moments calls may *start*, the API measures
+their *arrivals*. Between the two lie process scheduling, connection set-up and the network,
+so on a busy host two calls granted 0.65 s apart can arrive 0.59 s apart. The configured
+margin covers the usual case; a spike-arrest 429 shows it did not, and the fleet then adds
+`spacing_extra` (doubling per incident, from `spacing_step` up to `spacing_cap`) until the
+answers say it is enough. The extra halves every `spacing_half_life` seconds, so a passing
+overload does not slow the fleet for good.
 """
 
 from __future__ import annotations
@@ -60,6 +70,7 @@ __all__ = [
     "SlotWaitTimeout",
     "TokenBudgetExhausted",
     "calls_in_quota_window",
+    "decayed_spacing",
     "fleet_usage",
     "governor_from_settings",
     "month_window",
@@ -75,6 +86,9 @@ _state = GovernorState.__table__  # type: ignore[attr-defined]
 STATE_ROW_ID = 1
 TOKEN_KIND = "token"  # noqa: S105 - a call kind, not a secret
 DEFAULT_BACKOFF_SECONDS = 60.0
+DEFAULT_SPACING_HALF_LIFE = 600.0
+PARALLEL_BACKOFF_SECONDS = 1.0
+_NEGLIGIBLE_SPACING = 0.0005
 TOKEN_WARNING_FRACTION = 0.9
 _MINUTE = timedelta(seconds=60)
 
@@ -182,6 +196,17 @@ def _count_calls(connection: Connection, start: datetime, end: datetime, *, toke
     return int(connection.execute(statement).scalar_one())
 
 
+def decayed_spacing(
+    extra: float, raised_at: datetime | None, now: datetime, half_life: float
+) -> float:
+    """The learned extra interval at `now`: `extra` as of `raised_at`, halved per half-life."""
+    if extra <= 0 or raised_at is None:
+        return 0.0
+    age = max(0.0, (now - raised_at).total_seconds())
+    value = extra * 0.5 ** (age / half_life) if half_life > 0 else 0.0
+    return value if value >= _NEGLIGIBLE_SPACING else 0.0
+
+
 def calls_in_quota_window(
     engine: Engine,
     *,
@@ -207,6 +232,7 @@ class _Grant:
     holder: str
     call_id: int
     started_at: datetime
+    interval: timedelta
 
 
 class _Wait(NamedTuple):
@@ -224,10 +250,13 @@ class _GovernedCall:
         self._kind = kind
         self.status_code: int | None = None
 
-    def record_response(self, status_code: int | None, retry_after: float | None) -> None:
+    def record_response(
+        self, status_code: int | None, retry_after: float | None, limit: str | None = None
+    ) -> None:
         self.status_code = status_code
         if status_code == 429:
-            self._governor.back_off(retry_after, f"429 on a {self._kind} call")
+            named = f" ({limit})" if limit else ""
+            self._governor.back_off(retry_after, f"429{named} on a {self._kind} call", limit)
 
 
 class DatabaseGovernor:
@@ -259,6 +288,9 @@ class DatabaseGovernor:
         max_sleep: float = 0.5,
         start_lead: float = 0.02,
         late_tolerance: float = 0.002,
+        spacing_step: float | None = None,
+        spacing_cap: float | None = None,
+        spacing_half_life: float = DEFAULT_SPACING_HALF_LIFE,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -285,6 +317,13 @@ class DatabaseGovernor:
         self.max_sleep = max_sleep
         self.start_lead = timedelta(seconds=start_lead)
         self.late_tolerance = timedelta(seconds=late_tolerance)
+        # A spike 429 first adds 5% of the interval, then doubles what was learned, up to
+        # another whole interval (at least 1 s, for a configured interval far too short).
+        self.spacing_step = (
+            spacing_step if spacing_step is not None else max(0.05 * min_interval, 0.005)
+        )
+        self.spacing_cap = spacing_cap if spacing_cap is not None else max(min_interval, 1.0)
+        self.spacing_half_life = spacing_half_life
         self._clock = clock
         self._sleep = sleep
         self._rows_ready = False
@@ -311,25 +350,84 @@ class DatabaseGovernor:
         finally:
             self._release(grant, call.status_code)
 
-    def back_off(self, retry_after: float | None, reason: str) -> datetime:
-        """Hold the whole fleet back for `retry_after` seconds (the configured wait without one).
+    def back_off(
+        self, retry_after: float | None, reason: str, limit: str | None = None
+    ) -> datetime:
+        """Hold the whole fleet back after a 429, for as long as the limit it names needs.
 
-        Only ever moves `backoff_until` later, so two 429s in a row keep the longer wait.
+        `Retry-After` when the API sent one; else by `limit`: "spike" widens the interval
+        (no pause: the refused call did not count, one interval is the window), "parallel"
+        waits a moment for a call in flight to end, "quota" waits for the next quota day,
+        and an unnamed 429 waits `rate_limit_backoff`. Only ever moves `backoff_until`
+        later, so two 429s in a row keep the longer wait. Returns when calls may resume.
         """
-        seconds = retry_after if retry_after is not None and retry_after > 0 else None
-        until = self._clock() + timedelta(seconds=seconds or self.rate_limit_backoff)
+        now = self._clock()
+        until: datetime | None
+        if retry_after is not None and retry_after > 0:
+            until = now + timedelta(seconds=retry_after)
+        elif limit == "spike":
+            until = None
+        elif limit == "parallel":
+            until = now + timedelta(seconds=PARALLEL_BACKOFF_SECONDS)
+        elif limit == "quota":
+            until = quota_day_window(now, self.quota_timezone, self.quota_window_seconds)[1]
+        else:
+            until = now + timedelta(seconds=self.rate_limit_backoff)
         self._ensure_rows()
         with self._engine.begin() as connection:
-            connection.execute(
-                update(_state)
-                .where(
-                    _state.c.id == STATE_ROW_ID,
-                    (_state.c.backoff_until.is_(None)) | (_state.c.backoff_until < until),
+            resume_at = until or now
+            if limit == "spike":
+                resume_at = max(resume_at, self._widen_spacing(connection, now))
+            if until is not None:
+                connection.execute(
+                    update(_state)
+                    .where(
+                        _state.c.id == STATE_ROW_ID,
+                        (_state.c.backoff_until.is_(None)) | (_state.c.backoff_until < until),
+                    )
+                    .values(backoff_until=until, backoff_reason=reason[:255])
                 )
-                .values(backoff_until=until, backoff_reason=reason[:255])
+        if limit == "quota" and until is not None:
+            log.error(
+                "the API says the daily quota is spent (%s): the fleet waits until %s",
+                reason,
+                until,
             )
-        log.warning("API rate limit hit (%s): the fleet backs off until %s", reason, until)
-        return until
+        elif until is not None:
+            log.warning("API rate limit hit (%s): the fleet backs off until %s", reason, until)
+        return resume_at
+
+    def _widen_spacing(self, connection: Connection, now: datetime) -> datetime:
+        """Learn from a spike-arrest 429: add to the interval and move the next start out.
+
+        429s within two intervals of the last widening are one incident (calls already
+        under way when the first came back) and widen once.
+        """
+        state = connection.execute(
+            select(_state.c.next_call_at, _state.c.spacing_extra, _state.c.spacing_raised_at)
+            .where(_state.c.id == STATE_ROW_ID)
+            .with_for_update()
+        ).one()
+        current = decayed_spacing(
+            state.spacing_extra, state.spacing_raised_at, now, self.spacing_half_life
+        )
+        incident = timedelta(seconds=2 * (self.min_interval.total_seconds() + current))
+        values: dict[str, Any] = {}
+        extra = current
+        if state.spacing_raised_at is None or now - state.spacing_raised_at >= incident:
+            extra = min(self.spacing_cap, max(self.spacing_step, 2 * current))
+            values.update(spacing_extra=extra, spacing_raised_at=now)
+            log.warning(
+                "spike arrest 429: the fleet now spaces calls %.3f s apart (%.3f s learned)",
+                self.min_interval.total_seconds() + extra,
+                extra,
+            )
+        next_call_at = now + self.min_interval + timedelta(seconds=extra)
+        if state.next_call_at is None or state.next_call_at < next_call_at:
+            values["next_call_at"] = next_call_at
+        if values:
+            connection.execute(update(_state).where(_state.c.id == STATE_ROW_ID).values(**values))
+        return max(next_call_at, state.next_call_at or next_call_at)
 
     # -- acquiring ----------------------------------------------------------------------------
 
@@ -343,7 +441,7 @@ class DatabaseGovernor:
                 self._sleep_until(outcome.started_at)
                 late = self._clock() - outcome.started_at
                 if late > self.late_tolerance:
-                    self._push_next_call(outcome.started_at + late)
+                    self._push_next_call(outcome.started_at + late + outcome.interval)
                 log.debug(
                     "%s call granted slot %d, %.1f ms after its start",
                     kind,
@@ -357,17 +455,14 @@ class DatabaseGovernor:
             pause = (outcome.until - now).total_seconds()
             self._sleep(max(0.001, min(pause, self.max_sleep)))
 
-    def _push_next_call(self, actual_start: datetime) -> None:
+    def _push_next_call(self, next_start: datetime) -> None:
         """A grant that left late (a slow commit, a cold process) moves the next start on,
         so the call after it is still one interval behind it at the API."""
         with self._engine.begin() as connection:
             connection.execute(
                 update(_state)
-                .where(
-                    _state.c.id == STATE_ROW_ID,
-                    _state.c.next_call_at < actual_start + self.min_interval,
-                )
-                .values(next_call_at=actual_start + self.min_interval)
+                .where(_state.c.id == STATE_ROW_ID, _state.c.next_call_at < next_start)
+                .values(next_call_at=next_start)
             )
 
     def _sleep_until(self, moment: datetime) -> None:
@@ -384,11 +479,22 @@ class DatabaseGovernor:
         with self._engine.begin() as connection:
             now = self._clock()
             state = connection.execute(
-                select(_state.c.next_call_at, _state.c.backoff_until, _state.c.backoff_reason)
+                select(
+                    _state.c.next_call_at,
+                    _state.c.backoff_until,
+                    _state.c.backoff_reason,
+                    _state.c.spacing_extra,
+                    _state.c.spacing_raised_at,
+                )
                 .where(_state.c.id == STATE_ROW_ID)
                 .with_for_update()
             ).one()
             self._check_budgets(connection, kind, now)
+            interval = self.min_interval + timedelta(
+                seconds=decayed_spacing(
+                    state.spacing_extra, state.spacing_raised_at, now, self.spacing_half_life
+                )
+            )
 
             if state.backoff_until is not None and state.backoff_until > now:
                 reason = f"fleet backoff after {state.backoff_reason or 'a 429'}"
@@ -407,11 +513,11 @@ class DatabaseGovernor:
             # A start at most one interval ahead is reserved now and slept to with the
             # slot held: the call then leaves at its start, not one commit's time after it
             # (the API measures arrivals, and commit times vary by milliseconds).
-            if start > now + self.start_lead + self.min_interval:
+            if start > now + self.start_lead + interval:
                 reason = "waiting for the fleet's call interval or per-minute cap"
                 if start > deadline:
                     raise SlotWaitTimeout(start, reason)
-                return _Wait(start - self.min_interval, reason)
+                return _Wait(start - interval, reason)
 
             free = connection.execute(
                 select(_slots.c.slot_no, _slots.c.holder, _slots.c.lease_expires_at)
@@ -450,7 +556,7 @@ class DatabaseGovernor:
             connection.execute(
                 update(_state)
                 .where(_state.c.id == STATE_ROW_ID)
-                .values(next_call_at=start + self.min_interval)
+                .values(next_call_at=start + interval)
             )
             inserted = connection.execute(
                 insert(_calls).values(at=start, kind=kind, tenant_id=tenant_id[:64])
@@ -458,7 +564,7 @@ class DatabaseGovernor:
             key = inserted.inserted_primary_key
             assert key is not None
             call_id = int(key[0])
-        return _Grant(free.slot_no, holder, call_id, start)
+        return _Grant(free.slot_no, holder, call_id, start, interval)
 
     def _check_budgets(self, connection: Connection, kind: str, now: datetime) -> None:
         """Raise at once when the daily quota (API calls) or token budget (tokens) is spent."""
@@ -607,6 +713,7 @@ class FleetUsage:
     token_monthly_budget: int
     backoff_until: datetime | None
     calls_last_hour: int
+    learned_spacing_s: float = 0.0
 
 
 def fleet_usage(
@@ -617,8 +724,10 @@ def fleet_usage(
     now: datetime | None = None,
     quota_timezone: str = "UTC",
     quota_window_seconds: float = DAY_SECONDS,
+    spacing_half_life: float = DEFAULT_SPACING_HALF_LIFE,
 ) -> FleetUsage:
-    """Read the ledger and the governor's state (read-only; a backoff already over is None)."""
+    """Read the ledger and the governor's state (read-only; a backoff already over is None,
+    `learned_spacing_s` is what spike 429s added to the interval, as of `now`)."""
     moment = now if now is not None else utcnow()
     day_start, day_end = quota_day_window(moment, quota_timezone, quota_window_seconds)
     month_start, month_end = month_window(moment, quota_timezone)
@@ -636,9 +745,17 @@ def fleet_usage(
                 )
             ).scalar_one()
         )
-        backoff = connection.execute(
-            select(_state.c.backoff_until).where(_state.c.id == STATE_ROW_ID)
-        ).scalar()
+        state = connection.execute(
+            select(
+                _state.c.backoff_until, _state.c.spacing_extra, _state.c.spacing_raised_at
+            ).where(_state.c.id == STATE_ROW_ID)
+        ).first()
+    backoff = state.backoff_until if state is not None else None
+    learned = (
+        decayed_spacing(state.spacing_extra, state.spacing_raised_at, moment, spacing_half_life)
+        if state is not None
+        else 0.0
+    )
     return FleetUsage(
         calls_today=calls_today,
         daily_quota=daily_quota,
@@ -648,4 +765,5 @@ def fleet_usage(
         token_monthly_budget=token_monthly_budget,
         backoff_until=backoff if backoff is not None and backoff > moment else None,
         calls_last_hour=last_hour,
+        learned_spacing_s=round(learned, 4),
     )

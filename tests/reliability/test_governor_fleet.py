@@ -1,7 +1,8 @@
 """Several worker processes share the API's limits: no 429, the quota defers, never fails.
 
 The sandbox enforces the real limits at time scale 5 (one call per 0.12 s, 3 in parallel);
-the fleet's governor runs with a margin above that interval, as a deployment should.
+the fleet's governor runs with a margin above that interval, as a deployment should, or,
+in one test, at half of it, to show the fleet learning the interval from the API's 429s.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from models import ApiCall
 from tests.plugins.worker_fixtures import ServiceUnderTest
+from worker.governor import fleet_usage
 
 TIME_SCALE = 5.0
 SANDBOX_INTERVAL = 0.6 / TIME_SCALE
@@ -65,6 +67,37 @@ def test_three_workers_hold_the_limits_fleet_wide_with_no_429(
     arrivals = _arrivals(service)
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(arrivals)]
     assert min(gaps) >= SANDBOX_INTERVAL - 0.005, f"calls arrived {min(gaps):.3f}s apart"
+
+
+@pytest.mark.slow
+def test_a_fleet_configured_too_fast_learns_the_api_s_interval_from_its_429s(
+    fleet_service: ServiceUnderTest,
+) -> None:
+    """Half the API's interval: the spike 429s widen the spacing, no one fails, no pause."""
+    service = fleet_service
+    too_short = SANDBOX_INTERVAL / 2
+    service.configure(
+        YFDOCS_MAX_CONCURRENCY="3",
+        YFDOCS_MIN_INTERVAL=str(too_short),
+        YFDOCS_RATE_PER_MINUTE=str(int(100 * TIME_SCALE)),
+    )
+    service.start_worker(concurrency=1)
+    service.start_worker(concurrency=1, beat=False)
+    service.start_worker(concurrency=1, beat=False)
+    job_ids = [service.enqueue(title=f"too fast {n}") for n in range(12)]
+
+    jobs = service.wait_for_end(job_ids, timeout=150)
+
+    assert {job.state for job in jobs.values()} == {"complete"}
+    limited = _stats(service)["rate_limited"]
+    assert isinstance(limited, dict)
+    assert limited["spike"] >= 1, "calls half the API's interval apart drew spike 429s"
+    assert limited["spike"] <= 15, f"the fleet kept drawing 429s: {limited}"
+    usage = fleet_usage(service.engine, daily_quota=6000, token_monthly_budget=400)
+    assert usage.learned_spacing_s > 0
+    assert usage.backoff_until is None, "a spike 429 widens the spacing, it does not pause"
+    statuses = [event.http_status for job_id in job_ids for event in service.events(job_id)]
+    assert 429 in statuses, "the refused calls are in the jobs' history"
 
 
 @pytest.mark.slow

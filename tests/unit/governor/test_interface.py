@@ -101,4 +101,6 @@ def test_migration_creates_the_governor_tables_without_rows(engine: Engine) -> N
         "next_call_at",
         "backoff_until",
         "backoff_reason",
+        "spacing_extra",
+        "spacing_raised_at",
     }

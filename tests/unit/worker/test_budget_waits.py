@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from rich.console import Console
+
 from models import ApiCall, JobState, Priority, session_scope
 from tests.unit.worker.conftest import Harness, receipt, status
-from worker.fleet_view import fleet_summary
-from worker.governor import QuotaExhausted, SlotWaitTimeout
+from worker.fleet_view import fleet_summary, render_fleet
+from worker.governor import QuotaExhausted, SlotWaitTimeout, governor_from_settings
 from worker.quota_policy import upload_must_wait
 from worker.services import poll_job, upload_job
 
@@ -153,3 +155,18 @@ def test_fleet_estimate_spills_into_later_quota_windows(
     resets = summary.usage.quota_resets_at
     # 4 now, 10 in the next window, 8 in the one after: 8 calls at 6 an hour.
     assert summary.estimated_delivery_at == resets + timedelta(hours=1) + timedelta(hours=8 / 6)
+
+
+def test_the_fleet_view_shows_the_spacing_learned_from_spike_429s(h: Harness) -> None:
+    governor = governor_from_settings(h.engine, h.rt.settings, "host:1", clock=lambda: h.now[0])
+    before = fleet_summary(h.engine, h.rt.settings, h.now[0])
+
+    governor.back_off(None, "429 (spike) on a status call", "spike")
+    after = fleet_summary(h.engine, h.rt.settings, h.now[0])
+
+    assert before.as_dict()["learned_spacing_s"] == 0.0
+    learned = after.as_dict()["learned_spacing_s"]
+    assert learned == round(max(0.05 * h.rt.settings.min_interval, 0.005), 4)
+    console = Console(record=True, width=200)
+    console.print(render_fleet(after))
+    assert f"+{learned:.3f} s between calls" in console.export_text()
