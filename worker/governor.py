@@ -245,9 +245,10 @@ class _Wait(NamedTuple):
 class _GovernedCall:
     """The `CallSlot` of one granted call: remembers the answer, spreads a 429 to the fleet."""
 
-    def __init__(self, governor: DatabaseGovernor, kind: str) -> None:
+    def __init__(self, governor: DatabaseGovernor, kind: str, started_at: datetime) -> None:
         self._governor = governor
         self._kind = kind
+        self._started_at = started_at
         self.status_code: int | None = None
 
     def record_response(
@@ -256,7 +257,9 @@ class _GovernedCall:
         self.status_code = status_code
         if status_code == 429:
             named = f" ({limit})" if limit else ""
-            self._governor.back_off(retry_after, f"429{named} on a {self._kind} call", limit)
+            self._governor.back_off(
+                retry_after, f"429{named} on a {self._kind} call", limit, self._started_at
+            )
 
 
 class DatabaseGovernor:
@@ -344,14 +347,18 @@ class DatabaseGovernor:
         if kind not in CALL_KINDS:
             raise ValueError(f"unknown call kind {kind!r}; expected one of {sorted(CALL_KINDS)}")
         grant = self._acquire(kind, tenant_id)
-        call = _GovernedCall(self, kind)
+        call = _GovernedCall(self, kind, grant.started_at)
         try:
             yield call
         finally:
             self._release(grant, call.status_code)
 
     def back_off(
-        self, retry_after: float | None, reason: str, limit: str | None = None
+        self,
+        retry_after: float | None,
+        reason: str,
+        limit: str | None = None,
+        call_started_at: datetime | None = None,
     ) -> datetime:
         """Hold the whole fleet back after a 429, for as long as the limit it names needs.
 
@@ -360,6 +367,7 @@ class DatabaseGovernor:
         waits a moment for a call in flight to end, "quota" waits for the next quota day,
         and an unnamed 429 waits `rate_limit_backoff`. Only ever moves `backoff_until`
         later, so two 429s in a row keep the longer wait. Returns when calls may resume.
+        `call_started_at` is when the refused call was let go, if known.
         """
         now = self._clock()
         until: datetime | None
@@ -377,7 +385,7 @@ class DatabaseGovernor:
         with self._engine.begin() as connection:
             resume_at = until or now
             if limit == "spike":
-                resume_at = max(resume_at, self._widen_spacing(connection, now))
+                resume_at = max(resume_at, self._widen_spacing(connection, now, call_started_at))
             if until is not None:
                 connection.execute(
                     update(_state)
@@ -397,11 +405,15 @@ class DatabaseGovernor:
             log.warning("API rate limit hit (%s): the fleet backs off until %s", reason, until)
         return resume_at
 
-    def _widen_spacing(self, connection: Connection, now: datetime) -> datetime:
+    def _widen_spacing(
+        self, connection: Connection, now: datetime, call_started_at: datetime | None
+    ) -> datetime:
         """Learn from a spike-arrest 429: add to the interval and move the next start out.
 
-        429s within two intervals of the last widening are one incident (calls already
-        under way when the first came back) and widen once.
+        One incident widens once: a refused call that was let go before the last widening
+        could take effect (granted under the old spacing: it started less than one new
+        interval after the widening) says nothing new. Without the call's start, 429s
+        within two intervals of the widening count as the same incident.
         """
         state = connection.execute(
             select(_state.c.next_call_at, _state.c.spacing_extra, _state.c.spacing_raised_at)
@@ -411,10 +423,17 @@ class DatabaseGovernor:
         current = decayed_spacing(
             state.spacing_extra, state.spacing_raised_at, now, self.spacing_half_life
         )
-        incident = timedelta(seconds=2 * (self.min_interval.total_seconds() + current))
+        interval = self.min_interval + timedelta(seconds=current)
+        raised_at = state.spacing_raised_at
+        if raised_at is None:
+            news = True
+        elif call_started_at is not None:
+            news = call_started_at >= raised_at + interval - timedelta(milliseconds=1)
+        else:
+            news = now - raised_at >= 2 * interval
         values: dict[str, Any] = {}
         extra = current
-        if state.spacing_raised_at is None or now - state.spacing_raised_at >= incident:
+        if news:
             extra = min(self.spacing_cap, max(self.spacing_step, 2 * current))
             values.update(spacing_extra=extra, spacing_raised_at=now)
             log.warning(

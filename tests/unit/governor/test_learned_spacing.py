@@ -142,3 +142,22 @@ def test_a_429_naming_no_limit_keeps_the_configured_backoff(
     assert raised.value.until == refused_at + timedelta(seconds=45)
     usage = fleet_usage(engine, daily_quota=1, token_monthly_budget=1, now=clock())
     assert usage.learned_spacing_s == 0.0
+
+
+def test_a_late_429_of_a_call_let_go_before_the_widening_does_not_widen_again(
+    engine: Engine, clock: FakeClock
+) -> None:
+    governor = make_governor(engine, clock, min_interval=0.6, spacing_half_life=1e9)
+
+    with governor.slot("upload", TENANT) as slow_upload:
+        clock.advance(0.01)
+        governor.back_off(None, "429 (spike) on a status call", "spike")
+        clock.advance(5.0)  # a large body: its 429 comes back long after the first
+        slow_upload.record_response(429, None, "spike")
+    after_the_incident = fleet_usage(engine, daily_quota=9, token_monthly_budget=9, now=clock())
+    with governor.slot("status", TENANT) as later_call:
+        later_call.record_response(429, None, "spike")
+    after_a_new_one = fleet_usage(engine, daily_quota=9, token_monthly_budget=9, now=clock())
+
+    assert after_the_incident.learned_spacing_s == pytest.approx(0.03, abs=1e-3)
+    assert after_a_new_one.learned_spacing_s == pytest.approx(0.06, abs=1e-3)
