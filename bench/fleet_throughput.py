@@ -53,6 +53,7 @@ from sandbox import (  # noqa: E402
 )
 from tests.pdf_samples import make_pdf  # noqa: E402
 from tests.plugins.worker_fixtures import SandboxProcess, ServiceUnderTest  # noqa: E402
+from worker.governor import fleet_usage  # noqa: E402
 
 # The governor spaces the moments calls may start; the sandbox measures arrivals. Between
 # the two lie process scheduling and connection set-up: an absolute margin, as in
@@ -131,6 +132,7 @@ class Phase:
     tokens: int
     makespan_api_min: float
     wall_s: float
+    learned_spacing_ms: float | None = None
 
     @classmethod
     def measure(
@@ -238,7 +240,10 @@ def run_batch(service: ServiceUnderTest, count: int, scale: float, timeout: floa
     started = time.monotonic()
     ids = [service.enqueue(title=f"bench document {n}") for n in range(count)]
     delivered = wait_terminal(service, ids, timeout)
-    return Phase.measure(service.sandbox, scale, since, delivered, time.monotonic() - started)
+    phase = Phase.measure(service.sandbox, scale, since, delivered, time.monotonic() - started)
+    usage = fleet_usage(service.engine, daily_quota=6000, token_monthly_budget=400)
+    phase.learned_spacing_ms = usage.learned_spacing_s * 1000
+    return phase
 
 
 def run_yfdocs(
@@ -286,16 +291,17 @@ def run_baseline_config(
 def print_table(rows: list[tuple[str, Phase]]) -> None:
     header = (
         f"{'configuration':<32} {'docs':>4} {'calls':>5} {'calls/doc':>9} {'docs/API-min':>12} "
-        f"{'of bound':>8} {'429 spike/par/day':>17} {'tokens':>6} {'wall s':>6}"
+        f"{'of bound':>8} {'429 spike/par/day':>17} {'learned':>7} {'tokens':>6} {'wall s':>6}"
     )
     print(header)
     print("-" * len(header))
     for label, p in rows:
         limited = "/".join(str(p.rate_limited.get(k, 0)) for k in ("spike", "parallel", "daily"))
+        learned = "-" if p.learned_spacing_ms is None else f"+{p.learned_spacing_ms:.0f}ms"
         print(
             f"{label:<32} {p.delivered:>4} {p.api_calls:>5} {p.calls_per_doc:>9.2f} "
             f"{p.docs_per_min:>12.1f} {p.docs_per_min / BOUND_DOCS_PER_MIN:>8.0%} "
-            f"{limited:>17} {p.tokens:>6} {p.wall_s:>6.0f}"
+            f"{limited:>17} {learned:>7} {p.tokens:>6} {p.wall_s:>6.0f}"
         )
 
 
