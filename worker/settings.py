@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     )
     quota_timezone: str = Field("UTC", description="the time zone whose days the quota counts")
     rate_limit_backoff: float = Field(
-        60, gt=0, description="how long the fleet waits after a 429 that names no Retry-After"
+        60,
+        gt=0,
+        description="the fleet's wait after a 429 that names neither its limit nor a Retry-After",
     )
     token_monthly_budget: int = Field(400, ge=1)
     max_file_bytes: int = Field(4_000_000, ge=1)
