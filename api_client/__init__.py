@@ -17,6 +17,7 @@ from .errors import (
     ConnectError,
     ConnectionDropped,
     ConnectTimeout,
+    CredentialsRejectedError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -35,7 +36,14 @@ from .errors import (
 from .governor import CallSlot, RateGovernor, UnlimitedGovernor
 from .hrdata import HrRecord
 from .tickets import DEFAULT_STATUS_NUMBER_MAP, TicketState, TicketStatus, parse_status_number_map
-from .tokens import AccessToken, InMemoryTokenCache, TokenCache, TokenProvider
+from .tokens import (
+    AccessToken,
+    InMemoryTokenCache,
+    TokenCache,
+    TokenProvider,
+    TokenRefusal,
+    credentials_fingerprint,
+)
 from .transport import Timeouts
 
 __all__ = [
@@ -50,6 +58,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "ConnectionDropped",
+    "CredentialsRejectedError",
     "DocumentType",
     "HrRecord",
     "InMemoryTokenCache",
@@ -67,12 +76,14 @@ __all__ = [
     "Timeouts",
     "TokenCache",
     "TokenProvider",
+    "TokenRefusal",
     "TransportError",
     "UnexpectedStatusError",
     "UnlimitedGovernor",
     "UploadReceipt",
     "YouforceClient",
     "YouforceError",
+    "credentials_fingerprint",
     "error_for_response",
     "parse_retry_after",
     "parse_status_number_map",

@@ -77,6 +77,7 @@ class YouforceClient:
         timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen, so a shared default is safe
         status_number_map: Mapping[int, str] | str | None = None,
         token_refresh_margin: float = 300.0,
+        credentials_retry: float = 900.0,
         session: requests.Session | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         clock: Callable[[], datetime] = utc_now,
@@ -103,6 +104,8 @@ class YouforceClient:
             margin_seconds=token_refresh_margin,
             clock=clock,
             user_agent=user_agent,
+            refusal_wait=credentials_retry,
+            refusal_wait_cap=max(credentials_retry, 86400.0),
         )
 
     def __repr__(self) -> str:

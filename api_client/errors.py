@@ -13,6 +13,7 @@
     +-- APIStatusError            an HTTP answer that is not 2xx
     |   +-- BadRequestError       400 validation error
     |   +-- AuthenticationError   401 token missing, expired or revoked (after one refresh)
+    |   |   +-- CredentialsRejectedError  the token endpoint refused the app's credentials
     |   +-- PermissionDeniedError 403 scope not granted
     |   +-- NotFoundError         404 not found, or not visible to this app
     |   +-- ConflictError         409                                        (retryable)
@@ -50,6 +51,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "ConnectionDropped",
+    "CredentialsRejectedError",
     "InvalidRequestError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -166,6 +168,27 @@ class BadRequestError(APIStatusError):
 
 class AuthenticationError(APIStatusError):
     """401: credentials or token refused, even after one token refresh."""
+
+
+class CredentialsRejectedError(AuthenticationError):
+    """The token endpoint refused the app's client id and secret for a tenant.
+
+    A configuration problem, not one job's: every call of that tenant would be refused
+    too. `retry_at` (aware UTC) is when the fleet asks again with the same credentials;
+    `from_memory` says the refusal was remembered and no request was made this time.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_at: datetime | None = None,
+        from_memory: bool = False,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.retry_at = retry_at
+        self.from_memory = from_memory
 
 
 class PermissionDeniedError(APIStatusError):

@@ -4,10 +4,16 @@ The app may fetch only 400 tokens a month, so a token is fetched when a call nee
 the cached one expires within the margin, never on a timer and never per process: the
 `TokenCache` protocol lets the whole fleet share one token per tenant (a database
 implementation lives outside this package); `InMemoryTokenCache` serves one process.
+
+A refusal of the credentials is remembered in the same cache (`TokenRefusal`): with the
+same client id and secret the fleet asks again only after a wait that doubles with each
+refusal, so a wrong secret cannot spend the monthly budget; a process with other
+credentials (a fingerprint, never the secret) asks at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -17,7 +23,7 @@ from typing import Any, Protocol
 
 import requests
 
-from .errors import ResponseFormatError, error_for_response
+from .errors import CredentialsRejectedError, ResponseFormatError, error_for_response
 from .governor import RateGovernor
 from .transport import Timeouts, logger, send
 from .validation import validate_tenant_id
@@ -27,11 +33,15 @@ __all__ = [
     "InMemoryTokenCache",
     "TokenCache",
     "TokenProvider",
+    "TokenRefusal",
+    "credentials_fingerprint",
     "token_cache_key",
     "utc_now",
 ]
 
 _TOKEN_TYPES = {"bearer", "bearertoken"}
+# OAuth2 answers of a token endpoint that refuse the client itself, not the request's form.
+_CREDENTIAL_ERRORS = {"invalid_client", "unauthorized_client"}
 _SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
 
 
@@ -64,6 +74,24 @@ class AccessToken:
         return f"Bearer {self.access_token}"
 
 
+@dataclass(frozen=True)
+class TokenRefusal:
+    """The token endpoint refused these credentials (by fingerprint) at `at`; the fleet
+    asks again with them at `retry_at`. `count` refusals in a row so far."""
+
+    reason: str
+    at: datetime
+    retry_at: datetime
+    credentials: str
+    count: int = 1
+
+
+def credentials_fingerprint(client_id: str, client_secret: str) -> str:
+    """A short digest that tells two sets of credentials apart without holding the secret."""
+    digest = hashlib.sha256(f"{client_id}\0{client_secret}".encode()).hexdigest()
+    return digest[:16]
+
+
 class TokenCache(Protocol):
     """Where tokens live between calls; shared by the fleet in production."""
 
@@ -78,6 +106,14 @@ class TokenCache(Protocol):
         """Drop the cached token for key if it is still this one (a 401 said it is dead)."""
         ...
 
+    def refusal(self, key: str) -> TokenRefusal | None:
+        """The last refusal of credentials for key, if one is remembered."""
+        ...
+
+    def set_refusal(self, key: str, refusal: TokenRefusal | None) -> None:
+        """Remember a refusal for key, or forget it (None) after a token was issued."""
+        ...
+
 
 class InMemoryTokenCache:
     """A thread-safe cache for one process; a lock per key so N threads fetch once."""
@@ -85,6 +121,7 @@ class InMemoryTokenCache:
     def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
         self._clock = clock
         self._tokens: dict[str, AccessToken] = {}
+        self._refusals: dict[str, TokenRefusal] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -108,6 +145,17 @@ class InMemoryTokenCache:
             cached = self._tokens.get(key)
             if cached is not None and cached.access_token == access_token:
                 del self._tokens[key]
+
+    def refusal(self, key: str) -> TokenRefusal | None:
+        with self._guard:
+            return self._refusals.get(key)
+
+    def set_refusal(self, key: str, refusal: TokenRefusal | None) -> None:
+        with self._guard:
+            if refusal is None:
+                self._refusals.pop(key, None)
+            else:
+                self._refusals[key] = refusal
 
     def __repr__(self) -> str:
         return f"InMemoryTokenCache(keys={len(self._tokens)})"
@@ -188,11 +236,15 @@ class TokenProvider:
         margin_seconds: float = 300,
         clock: Callable[[], datetime] = utc_now,
         user_agent: str | None = None,
+        refusal_wait: float = 900.0,
+        refusal_wait_cap: float = 86400.0,
     ) -> None:
         if not client_id or not client_secret:
             raise ValueError("client_id and client_secret are required")
         if margin_seconds < 0:
             raise ValueError("margin_seconds must not be negative")
+        if not 0 < refusal_wait <= refusal_wait_cap:
+            raise ValueError("need 0 < refusal_wait <= refusal_wait_cap")
         self.token_url = token_url
         self.client_id = client_id
         self._client_secret = client_secret
@@ -204,6 +256,9 @@ class TokenProvider:
         self._clock = clock
         self._user_agent = user_agent
         self._shortest_lifetime: float | None = None
+        self.refusal_wait = refusal_wait
+        self.refusal_wait_cap = refusal_wait_cap
+        self.credentials = credentials_fingerprint(client_id, client_secret)
 
     def __repr__(self) -> str:
         return f"TokenProvider(token_url={self.token_url!r}, client_id={self.client_id!r})"
@@ -222,9 +277,52 @@ class TokenProvider:
     def token(self, tenant_id: str) -> AccessToken:
         """A token for the tenant, valid for more than the margin (or freshly fetched)."""
         validate_tenant_id(tenant_id)
+        key = self.cache_key(tenant_id)
         return self._cache.get_or_fetch(
-            self.cache_key(tenant_id), lambda: self._fetch(tenant_id), self._margin()
+            key, lambda: self._fetch_unless_refused(key, tenant_id), self._margin()
         )
+
+    def _fetch_unless_refused(self, key: str, tenant_id: str) -> AccessToken:
+        """Fetch, unless these credentials were refused and their wait is not over.
+
+        Runs only in the one caller that holds the cache's fetch claim, and the previous
+        holder recorded its refusal before giving the claim up: so a refusal costs the
+        fleet one token request per wait, however many processes want a token.
+        """
+        refusal = self._cache.refusal(key)
+        ours = refusal if refusal is not None and refusal.credentials == self.credentials else None
+        now = self._clock()
+        if ours is not None and ours.retry_at > now:
+            raise CredentialsRejectedError(
+                f"the token endpoint refused these credentials for tenant {tenant_id} "
+                f"({ours.count}x, last at {ours.at:%Y-%m-%d %H:%M:%S}Z: {ours.reason}); "
+                f"not asking again before {ours.retry_at:%Y-%m-%d %H:%M:%S}Z",
+                url=self.token_url,
+                method="POST",
+                retry_at=ours.retry_at,
+                from_memory=True,
+            )
+        try:
+            token = self._fetch(tenant_id)
+        except CredentialsRejectedError as exc:
+            count = ours.count + 1 if ours is not None else 1
+            wait = min(self.refusal_wait * 2 ** (count - 1), self.refusal_wait_cap)
+            exc.retry_at = now + timedelta(seconds=wait)
+            reason = exc.api_message or exc.error_code or f"HTTP {exc.status_code}"
+            self._cache.set_refusal(
+                key, TokenRefusal(reason[:200], now, exc.retry_at, self.credentials, count)
+            )
+            logger.error(
+                "the token endpoint refused the credentials for tenant %s (%s); "
+                "asking again at %s, or at once with new credentials",
+                tenant_id,
+                reason,
+                exc.retry_at.isoformat(),
+            )
+            raise
+        if refusal is not None:
+            self._cache.set_refusal(key, None)
+        return token
 
     def invalidate(self, tenant_id: str, token: AccessToken) -> None:
         """Forget the token (the API refused it) unless another caller replaced it already."""
@@ -256,7 +354,19 @@ class TokenProvider:
             secret_request=True,
         )
         if not 200 <= response.status_code <= 299:
-            raise error_for_response(response, method, url)
+            error = error_for_response(response, method, url)
+            if response.status_code in (401, 403) or error.error_code in _CREDENTIAL_ERRORS:
+                raise CredentialsRejectedError(
+                    error.message,
+                    method=method,
+                    url=url,
+                    status_code=error.status_code,
+                    body=error.body,
+                    correlation_id=error.correlation_id,
+                    api_message=error.api_message,
+                    error_code=error.error_code,
+                )
+            raise error
         text = response.text
         parsed = _parse_token_answer(text)
         if isinstance(parsed, str):

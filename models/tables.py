@@ -109,7 +109,9 @@ class TokenCacheEntry(SQLModel, table=True):
     """The fleet's one access token per (token URL, client, tenant), and who is fetching it.
 
     `fetching_until` is a short lease: one process fetches while the others wait for it,
-    so a fleet of workers makes one token request, not one each.
+    so a fleet of workers makes one token request, not one each. The `refused_*` columns
+    remember that the token endpoint refused the credentials (by fingerprint, never the
+    secret), so the fleet does not ask again with them before `refused_until`.
     """
 
     __tablename__ = "token_cache"
@@ -122,6 +124,13 @@ class TokenCacheEntry(SQLModel, table=True):
     fetched_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     fetching_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     fetcher: str | None = Field(default=None, max_length=128)
+    refused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    refused_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    refused_reason: str | None = Field(default=None, max_length=255)
+    refused_credentials: str | None = Field(default=None, max_length=64)
+    refusals: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
 
 
 class ApiCall(SQLModel, table=True):

@@ -29,6 +29,20 @@ def _prepare_database(settings: Settings) -> None:
         engine.dispose()
 
 
+def _release_credential_holds(settings: Settings) -> None:
+    """Jobs held back by a refusal of other credentials than these need not wait it out."""
+    from models import make_engine, utcnow
+    from worker.credentials import release_credential_holds
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        released = release_credential_holds(engine, settings, utcnow())
+    finally:
+        engine.dispose()
+    if released:
+        click.echo(f"yfdocs: new credentials: {released} held jobs go now", err=True)
+
+
 @click.command("worker")
 @click.option("--no-beat", is_flag=True, help="Do not embed the sweeper's beat (for fleets).")
 @click.option("--concurrency", type=int, default=None, help="Worker processes [max concurrency].")
@@ -45,6 +59,7 @@ def worker_command(
     if not settings.client_id or settings.client_secret is None:
         raise click.UsageError("set YFDOCS_CLIENT_ID and YFDOCS_CLIENT_SECRET")
     _prepare_database(settings)
+    _release_credential_holds(settings)
     app = create_celery_app(settings)
     argv = [
         "worker",

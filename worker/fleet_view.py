@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from models import JobState, UploadJob
+from models import JobState, TokenCacheEntry, UploadJob
 from worker.governor import DEFAULT_SPACING_HALF_LIFE, FleetUsage, fleet_usage
 from worker.settings import Settings
 
@@ -26,6 +27,32 @@ __all__ = ["FleetSummary", "fleet_summary", "render_fleet"]
 # target); a ticket already uploaded needs only the status calls.
 CALLS_PER_NEW_DOCUMENT = 2.2
 CALLS_PER_UPLOADED_TICKET = 1.2
+
+
+@dataclass(frozen=True)
+class CredentialsRefusal:
+    """The token endpoint refused the app's credentials for a tenant; its jobs wait."""
+
+    tenant_id: str
+    reason: str
+    refusals: int
+    retry_at: datetime
+
+
+def _credentials_refused(session: Session, now: datetime) -> tuple[CredentialsRefusal, ...]:
+    rows = session.exec(
+        select(TokenCacheEntry).where(col(TokenCacheEntry.refused_until) > now)
+    ).all()
+    return tuple(
+        CredentialsRefusal(
+            tenant_id=row.cache_key.rsplit("|", 1)[-1],
+            reason=row.refused_reason or "",
+            refusals=row.refusals,
+            retry_at=row.refused_until,
+        )
+        for row in rows
+        if row.refused_until is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -40,6 +67,7 @@ class FleetSummary:
     pace_calls_per_hour: float
     estimated_delivery_at: datetime | None
     waiting_for_quota: bool
+    credentials_refused: tuple[CredentialsRefusal, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         usage = {
@@ -59,6 +87,15 @@ class FleetSummary:
                 else None
             ),
             "waiting_for_quota": self.waiting_for_quota,
+            "credentials_refused": [
+                {
+                    "tenant_id": refusal.tenant_id,
+                    "reason": refusal.reason,
+                    "refusals": refusal.refusals,
+                    "retry_at": refusal.retry_at.isoformat().replace("+00:00", "Z"),
+                }
+                for refusal in self.credentials_refused
+            ],
         }
 
 
@@ -97,6 +134,7 @@ def fleet_summary(engine: Engine, settings: Settings, now: datetime) -> FleetSum
         rows = session.exec(
             select(col(UploadJob.state), func.count()).group_by(col(UploadJob.state))
         ).all()
+        refused = _credentials_refused(session, now)
     by_state = {state.value: 0 for state in JobState}
     by_state.update({state: int(count) for state, count in rows})
     new_documents = by_state[JobState.QUEUED.value] + by_state[JobState.UPLOADING.value]
@@ -118,6 +156,7 @@ def fleet_summary(engine: Engine, settings: Settings, now: datetime) -> FleetSum
             now, calls_needed, pace, usage, timedelta(seconds=settings.quota_window)
         ),
         waiting_for_quota=usage.quota_left == 0 and calls_needed > 0,
+        credentials_refused=refused,
     )
 
 
@@ -143,6 +182,13 @@ def render_fleet(summary: FleetSummary) -> Table:
     if usage.backoff_until is not None:
         table.add_row(
             "backoff", f"the API said 429: fleet waits until {usage.backoff_until:%H:%M:%S}Z"
+        )
+    for refusal in summary.credentials_refused:
+        table.add_row(
+            "credentials",
+            f"[red]refused by the token endpoint for tenant {refusal.tenant_id} "
+            f"({escape(refusal.reason)}, {refusal.refusals}x)[/]: its jobs wait until "
+            f"{refusal.retry_at:%Y-%m-%d %H:%M}Z, or until a worker starts with new ones",
         )
     if usage.learned_spacing_s > 0:
         table.add_row(

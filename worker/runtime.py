@@ -66,6 +66,7 @@ def build_client(
         timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
         status_number_map=parse_status_number_map(settings.status_number_map),
         token_refresh_margin=settings.token_refresh_margin,
+        credentials_retry=settings.credentials_retry,
     )
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from api_client import DocumentType, TicketState, YouforceError
+from api_client import CredentialsRejectedError, DocumentType, TicketState, YouforceError
 from models import (
     TERMINAL_STATES,
     JobState,
@@ -150,6 +150,8 @@ def upload_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
         )
     except CallDeferred as exc:
         return _defer_upload(rt, job_id, exc)
+    except CredentialsRejectedError as exc:
+        return _defer_upload(rt, job_id, _credentials_wait(rt, exc))
     except YouforceError as exc:
         return _upload_error(rt, job_id, exc)
 
@@ -198,6 +200,18 @@ def upload_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
         next_poll_at = job.next_poll_at
     _schedule(rt, job_id, JobState.POLLING, next_poll_at, first_delay)
     return StepOutcome(job_id, f"uploaded: ticket {receipt.ticket_id}")
+
+
+def _credentials_wait(rt: WorkerRuntime, exc: CredentialsRejectedError) -> CallDeferred:
+    """A refusal of the app's credentials is the fleet's problem, not the job's: the job
+    waits (no attempt spent) until the fleet may ask again, or a worker with new ones starts."""
+    until = exc.retry_at or rt.clock() + timedelta(seconds=rt.settings.credentials_retry)
+    answer = exc.api_message or exc.error_code or "refused"
+    return CallDeferred(
+        until,
+        f"the token endpoint refused the app's credentials ({answer}); set "
+        "YFDOCS_CLIENT_ID and YFDOCS_CLIENT_SECRET right and restart the workers",
+    )
 
 
 def _take_back_lost_upload(session: Session, job: UploadJob, now: datetime) -> None:
@@ -322,6 +336,8 @@ def poll_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
         status = rt.client.ticket_status(snapshot.tenant_id, snapshot.ticket_id)
     except CallDeferred as exc:
         return _defer_poll(rt, job_id, exc)
+    except CredentialsRejectedError as exc:
+        return _defer_poll(rt, job_id, _credentials_wait(rt, exc))
     except YouforceError as exc:
         return _poll_error(rt, job_id, snapshot.tenant_id, exc)
 

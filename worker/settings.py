@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         description="the fleet's wait after a 429 that names neither its limit nor a Retry-After",
     )
     token_monthly_budget: int = Field(400, ge=1)
+    credentials_retry: float = Field(
+        900,
+        gt=0,
+        description="the first wait after the token endpoint refused the credentials; it "
+        "doubles with each refusal up to a day, and new credentials are tried at once",
+    )
     max_file_bytes: int = Field(4_000_000, ge=1)
 
     poll_first_delay: float = Field(30, ge=0)

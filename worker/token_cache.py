@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from api_client import AccessToken
+from api_client import AccessToken, TokenRefusal
 from models import TokenCacheEntry, utcnow
 
 __all__ = ["DatabaseTokenCache", "TokenWaitTimeout"]
@@ -90,6 +90,51 @@ class DatabaseTokenCache:
                 .values(access_token=None, expires_at=None)
             )
         log.info("token for %s invalidated", key)
+
+    def refusal(self, key: str) -> TokenRefusal | None:
+        """The remembered refusal of credentials for key, if any."""
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                select(
+                    _table.c.refused_at,
+                    _table.c.refused_until,
+                    _table.c.refused_reason,
+                    _table.c.refused_credentials,
+                    _table.c.refusals,
+                ).where(_table.c.cache_key == key)
+            ).first()
+        if row is None or row.refused_at is None or row.refused_until is None:
+            return None
+        return TokenRefusal(
+            reason=row.refused_reason or "",
+            at=row.refused_at,
+            retry_at=row.refused_until,
+            credentials=row.refused_credentials or "",
+            count=row.refusals,
+        )
+
+    def set_refusal(self, key: str, refusal: TokenRefusal | None) -> None:
+        """Remember a refusal (the credentials' fingerprint, never the secret), or forget it."""
+        self._ensure_row(key)
+        values: dict[str, Any] = (
+            {
+                "refused_at": None,
+                "refused_until": None,
+                "refused_reason": None,
+                "refused_credentials": None,
+                "refusals": 0,
+            }
+            if refusal is None
+            else {
+                "refused_at": refusal.at,
+                "refused_until": refusal.retry_at,
+                "refused_reason": refusal.reason[:255],
+                "refused_credentials": refusal.credentials[:64],
+                "refusals": refusal.count,
+            }
+        )
+        with self._engine.begin() as connection:
+            connection.execute(update(_table).where(_table.c.cache_key == key).values(values))
 
     def _ensure_row(self, key: str) -> None:
         """Insert the key's row if missing, so that claiming is always a plain UPDATE."""

@@ -13,7 +13,9 @@ import requests
 from api_client import (
     AccessToken,
     AuthenticationError,
+    BadRequestError,
     ConnectError,
+    CredentialsRejectedError,
     InMemoryTokenCache,
     ResponseFormatError,
     Timeouts,
@@ -239,3 +241,117 @@ def test_token_never_in_repr_or_str() -> None:
     assert not token.expires_within(10, now=T0 - timedelta(seconds=11))
     with pytest.raises(ValueError, match="aware"):
         AccessToken("x", "Bearer", "", datetime(2026, 1, 1))
+
+
+def _refusing(transport: FakeTransport, times: int, status: int = 401) -> None:
+    for _ in range(times):
+        transport.token_answers.append(
+            _answer({"error": "invalid_client", "error_description": "wrong secret"}, status)
+        )
+
+
+def _provider_on(
+    session: requests.Session, cache: InMemoryTokenCache, clock: Clock, secret: str = SECRET
+) -> TokenProvider:
+    return TokenProvider(
+        TOKEN_URL,
+        CLIENT_ID,
+        secret,
+        cache=cache,
+        session=session,
+        timeouts=Timeouts(2, 3),
+        governor=UnlimitedGovernor(),
+        clock=clock,
+        refusal_wait=900,
+        refusal_wait_cap=3000,
+    )
+
+
+def test_refused_credentials_are_not_tried_again_before_the_wait(
+    session: requests.Session, transport: FakeTransport
+) -> None:
+    clock = Clock()
+    cache = InMemoryTokenCache(clock)
+    provider = _provider_on(session, cache, clock)
+    _refusing(transport, 1)
+
+    with pytest.raises(CredentialsRejectedError) as first:
+        provider.token(TENANT)
+    clock.now += timedelta(seconds=899)
+    with pytest.raises(CredentialsRejectedError) as remembered:
+        _provider_on(session, cache, clock).token(TENANT)  # another process, same cache
+
+    assert len(transport.calls) == 1, "the second refusal came from memory"
+    assert first.value.retry_at == T0 + timedelta(seconds=900)
+    assert first.value.from_memory is False
+    assert remembered.value.from_memory is True
+    assert remembered.value.retry_at == T0 + timedelta(seconds=900)
+    assert "wrong secret" in str(remembered.value)
+    refusal = cache.refusal(provider.cache_key(TENANT))
+    assert refusal is not None
+    assert SECRET not in repr(refusal)
+
+
+def test_each_refusal_doubles_the_wait_up_to_the_cap(
+    session: requests.Session, transport: FakeTransport
+) -> None:
+    clock = Clock()
+    provider = _provider_on(session, InMemoryTokenCache(clock), clock)
+    _refusing(transport, 4)
+    waits = []
+    for _ in range(4):
+        with pytest.raises(CredentialsRejectedError) as refused:
+            provider.token(TENANT)
+        assert refused.value.retry_at is not None
+        waits.append((refused.value.retry_at - clock.now).total_seconds())
+        clock.now = refused.value.retry_at
+
+    assert waits == [900, 1800, 3000, 3000]
+    assert len(transport.calls) == 4
+
+
+def test_new_credentials_are_tried_at_once_and_a_token_clears_the_refusal(
+    session: requests.Session, transport: FakeTransport
+) -> None:
+    clock = Clock()
+    cache = InMemoryTokenCache(clock)
+    _refusing(transport, 1)
+    with pytest.raises(CredentialsRejectedError):
+        _provider_on(session, cache, clock, secret="old-secret").token(TENANT)
+
+    fixed = _provider_on(session, cache, clock)
+    token = fixed.token(TENANT)
+
+    assert token.access_token == "tok-1"
+    assert len(transport.calls) == 2
+    assert cache.refusal(fixed.cache_key(TENANT)) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (401, {"error": "invalid_client"}),
+        (403, {"error": "access_denied"}),
+        (400, {"error": "unauthorized_client", "error_description": "tenant not linked"}),
+    ],
+)
+def test_what_counts_as_a_refusal_of_the_credentials(
+    session: requests.Session, transport: FakeTransport, status: int, body: dict[str, str]
+) -> None:
+    transport.token_answers.append(_answer(body, status))
+    with pytest.raises(CredentialsRejectedError) as info:
+        _provider(session).token(TENANT)
+    assert info.value.status_code == status
+    assert isinstance(info.value, AuthenticationError)
+
+
+def test_a_malformed_token_request_is_not_a_refusal_of_the_credentials(
+    session: requests.Session, transport: FakeTransport
+) -> None:
+    clock = Clock()
+    cache = InMemoryTokenCache(clock)
+    transport.token_answers.append(_answer({"error": "invalid_request"}, 400))
+    with pytest.raises(BadRequestError) as info:
+        _provider_on(session, cache, clock).token(TENANT)
+    assert not isinstance(info.value, CredentialsRejectedError)
+    assert cache.refusal(token_cache_key(TOKEN_URL, CLIENT_ID, TENANT)) is None

@@ -1,4 +1,5 @@
-"""The database token cache on SQLite: one fetch for many threads, reuse, invalidate."""
+"""The database token cache on SQLite: one fetch for many threads, reuse, invalidate, and
+refused credentials remembered for the whole fleet."""
 
 from __future__ import annotations
 
@@ -9,11 +10,26 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from api_client import AccessToken
+from api_client import (
+    AccessToken,
+    CredentialsRejectedError,
+    Timeouts,
+    TokenProvider,
+    TokenRefusal,
+    UnlimitedGovernor,
+)
 from models import make_engine, migrate, utcnow
+from tests.unit.api_client.fakes import (
+    CLIENT_ID,
+    SECRET,
+    TOKEN_URL,
+    FakeTransport,
+    make_response,
+)
 from worker.token_cache import DatabaseTokenCache, TokenWaitTimeout
 
 KEY = "https://connect.example/token|client|4028868"
@@ -148,3 +164,54 @@ def test_the_token_never_shows_in_repr_or_logs(
     assert "very-secret-value" not in repr(cache)
     assert "very-secret-value" not in caplog.text
     assert caplog.records  # something was logged, just not the token
+
+
+def test_a_refusal_is_kept_for_the_fleet_and_forgotten_on_request(engine: Engine) -> None:
+    cache = DatabaseTokenCache(engine, owner="test")
+    at = utcnow().replace(microsecond=0)
+    refusal = TokenRefusal("wrong secret", at, at + timedelta(seconds=900), "f1ngerprint", 2)
+
+    assert cache.refusal(KEY) is None
+    cache.set_refusal(KEY, refusal)
+    seen = DatabaseTokenCache(engine, owner="other").refusal(KEY)
+    cache.set_refusal(KEY, None)
+
+    assert seen == refusal
+    assert cache.refusal(KEY) is None
+
+
+def test_threads_meeting_refused_credentials_make_one_token_request(engine: Engine) -> None:
+    transport = FakeTransport()
+    for _ in range(8):
+        transport.token_answers.append(
+            lambda request: make_response(request, 401, {"error": "invalid_client"})
+        )
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def use() -> None:
+        with requests.Session() as session:
+            session.mount("https://", transport)
+            provider = TokenProvider(
+                TOKEN_URL,
+                CLIENT_ID,
+                SECRET,
+                cache=DatabaseTokenCache(engine, owner=threading.current_thread().name),
+                session=session,
+                timeouts=Timeouts(2, 3),
+                governor=UnlimitedGovernor(),
+            )
+            barrier.wait()
+            try:
+                provider.token("4028868")
+            except CredentialsRejectedError as exc:
+                outcomes.append("remembered" if exc.from_memory else "asked")
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(transport.calls) == 1
+    assert sorted(outcomes) == ["asked"] + ["remembered"] * 7
