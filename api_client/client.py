@@ -23,7 +23,12 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from .documents import DocumentType, UploadReceipt, form_data_body, related_body
-from .errors import InvalidRequestError, ResponseFormatError, error_for_response
+from .errors import (
+    CredentialsRejectedError,
+    InvalidRequestError,
+    ResponseFormatError,
+    error_for_response,
+)
 from .governor import RateGovernor, UnlimitedGovernor
 from .hrdata import HrRecord, page_from_payload, record_from_payload
 from .multipart import MultipartBody
@@ -169,9 +174,34 @@ class YouforceClient:
                 self.tokens.invalidate(tenant_id, token)
                 token = self.tokens.token(tenant_id)
                 continue
+            if response.status_code == 401:
+                raise self._fresh_token_refused(response, method, tenant_id)
             if not 200 <= response.status_code <= 299:
                 raise error_for_response(response, method)
             return response
+
+    def _fresh_token_refused(
+        self, response: requests.Response, method: str, tenant_id: str
+    ) -> CredentialsRejectedError:
+        """A 401 for a token just issued: the API does not take this app's tokens for the
+        tenant, and every further token would only spend the monthly budget. Remembered
+        like a refusal at the token endpoint, so the fleet stops asking for a while."""
+        error = error_for_response(response, method)
+        answer = error.api_message or "HTTP 401"
+        retry_at = self.tokens.remember_refusal(
+            tenant_id, f"the API refused a token just issued: {answer}"
+        )
+        return CredentialsRejectedError(
+            error.message,
+            retry_at=retry_at,
+            method=error.method,
+            url=error.url,
+            status_code=error.status_code,
+            body=error.body,
+            correlation_id=error.correlation_id,
+            api_message=error.api_message,
+            error_code=error.error_code,
+        )
 
     @staticmethod
     def _json(response: requests.Response, method: str) -> Any:

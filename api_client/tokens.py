@@ -305,24 +305,34 @@ class TokenProvider:
         try:
             token = self._fetch(tenant_id)
         except CredentialsRejectedError as exc:
-            count = ours.count + 1 if ours is not None else 1
-            wait = min(self.refusal_wait * 2 ** (count - 1), self.refusal_wait_cap)
-            exc.retry_at = now + timedelta(seconds=wait)
             reason = exc.api_message or exc.error_code or f"HTTP {exc.status_code}"
-            self._cache.set_refusal(
-                key, TokenRefusal(reason[:200], now, exc.retry_at, self.credentials, count)
-            )
-            logger.error(
-                "the token endpoint refused the credentials for tenant %s (%s); "
-                "asking again at %s, or at once with new credentials",
-                tenant_id,
-                reason,
-                exc.retry_at.isoformat(),
-            )
+            exc.retry_at = self.remember_refusal(tenant_id, reason)
             raise
         if refusal is not None:
             self._cache.set_refusal(key, None)
         return token
+
+    def remember_refusal(self, tenant_id: str, reason: str) -> datetime:
+        """Record that these credentials were refused for the tenant (by the token endpoint,
+        or by the API for a token just issued); returns when the fleet may ask again."""
+        key = self.cache_key(tenant_id)
+        previous = self._cache.refusal(key)
+        count = previous.count + 1 if previous and previous.credentials == self.credentials else 1
+        now = self._clock()
+        retry_at = now + timedelta(
+            seconds=min(self.refusal_wait * 2 ** (count - 1), self.refusal_wait_cap)
+        )
+        self._cache.set_refusal(
+            key, TokenRefusal(reason[:200], now, retry_at, self.credentials, count)
+        )
+        logger.error(
+            "the credentials were refused for tenant %s (%s); no new token before %s, "
+            "or at once with new credentials",
+            tenant_id,
+            reason,
+            retry_at.isoformat(),
+        )
+        return retry_at
 
     def invalidate(self, tenant_id: str, token: AccessToken) -> None:
         """Forget the token (the API refused it) unless another caller replaced it already."""

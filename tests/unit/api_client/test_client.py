@@ -15,6 +15,7 @@ from api_client import (
     ConnectError,
     ConnectionDropped,
     ConnectTimeout,
+    CredentialsRejectedError,
     DocumentType,
     InvalidRequestError,
     NotFoundError,
@@ -160,6 +161,24 @@ def test_second_401_raises(client: YouforceClient, transport: FakeTransport) -> 
         client.ticket_status(TENANT, "T-1")
     assert len(transport.api_calls) == 2
     assert len(transport.token_calls) == 2
+
+
+def test_a_fresh_token_refused_by_the_api_stops_further_token_requests(
+    client: YouforceClient, transport: FakeTransport, pdf: Path
+) -> None:
+    transport.reply(401, {"message": "no"})
+    transport.reply(401, {"message": "app not subscribed"})
+    with pytest.raises(CredentialsRejectedError) as first:
+        client.ticket_status(TENANT, "T-1")
+    transport.reply(401, {"message": "app not subscribed"})
+    with pytest.raises(CredentialsRejectedError) as second:
+        client.upload_document(TENANT, "191166", "diploma", pdf, description="d")
+
+    assert first.value.retry_at is not None
+    assert "app not subscribed" in str(first.value)
+    assert second.value.from_memory is True, "no token was requested for the second call"
+    assert len(transport.token_calls) == 2
+    assert len(transport.api_calls) == 3
 
 
 def test_token_is_reused(client: YouforceClient, transport: FakeTransport) -> None:
