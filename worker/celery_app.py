@@ -3,11 +3,15 @@
 Messages carry a job id and nothing else; the database is the record. The embedded default
 broker is kombu's `filesystem://` transport in absolute folders under the data dir (it
 supports the fanout that Flower's events need); `amqp://` and `redis://` work unchanged.
+A message's task id begins with its job id (`{job id}.{random}`), which Flower shows and the
+filesystem broker writes into the message's file name.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -24,6 +28,10 @@ __all__ = [
     "CeleryPublisher",
     "PublishError",
     "create_celery_app",
+    "filesystem_queue_folder",
+    "job_id_of_task",
+    "job_ids_waiting_in_filesystem_queue",
+    "task_id_for_job",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,10 +47,34 @@ class PublishError(Exception):
     """The broker did not take a message; the job stays in the database for the sweeper."""
 
 
+def task_id_for_job(job_id: str) -> str:
+    """A fresh task id that names its job: every message for a job can be told apart."""
+    return f"{job_id}.{uuid.uuid4().hex[:12]}"
+
+
+def job_id_of_task(task_id: str) -> str:
+    """The job id at the start of a task id made by `task_id_for_job`."""
+    return task_id.partition(".")[0]
+
+
+def filesystem_queue_folder(settings: Settings) -> Path:
+    """The folder that holds the messages no worker has taken yet (filesystem broker)."""
+    return settings.broker_dir / "queue"
+
+
+def job_ids_waiting_in_filesystem_queue(settings: Settings) -> set[str]:
+    """Jobs whose message lies in the filesystem broker's queue, from one folder listing.
+
+    Raises `OSError` when the folder cannot be listed.
+    """
+    task_ids = filesystem_broker.task_ids_waiting(filesystem_queue_folder(settings), QUEUE_NAME)
+    return {job_id_of_task(task_id) for task_id in task_ids}
+
+
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
     """Per-transport options; the filesystem folders must be absolute and shared."""
     if settings.uses_filesystem_broker:
-        queue_dir = settings.broker_dir / "queue"
+        queue_dir = filesystem_queue_folder(settings)
         processed_dir = settings.broker_dir / "processed"
         control_dir = settings.broker_dir / "control"
         for folder in (queue_dir, processed_dir, control_dir):
@@ -121,6 +153,7 @@ class CeleryPublisher:
             self._app.send_task(
                 task_name,
                 args=[job_id],
+                task_id=task_id_for_job(job_id),
                 countdown=countdown,
                 retry=False,
                 queue=QUEUE_NAME,
