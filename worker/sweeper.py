@@ -7,7 +7,8 @@ cost follows the work that is due, not the size of the table:
 2. publish queued jobs that have no live message (publish failed, broker lost it, or a
    retry backoff too long for a broker countdown has passed);
 3. turn due `next_poll_at` into poll tasks (long waits live here, not in the broker);
-4. delete stored PDFs of finished jobs after the retention period.
+4. on the filesystem broker, publish again at once what a killed worker took with it;
+5. delete stored PDFs of finished jobs after the retention period.
 """
 
 from __future__ import annotations
@@ -28,14 +29,18 @@ from models import (
     record_note,
     session_scope,
 )
-from worker.celery_app import PublishError
+from worker.celery_app import PublishError, job_ids_waiting_in_filesystem_queue
 from worker.runtime import WorkerRuntime
+from worker.settings import Settings
 
 __all__ = ["SweepReport", "sweep"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 500
+# The least time a message may be out of the broker folder, past its job's due time, before
+# it counts as lost: a worker that has just taken it may still be waiting for the database.
+MIN_LOST_MESSAGE_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -46,6 +51,8 @@ class SweepReport:
     recovered_polls: int = 0
     published_uploads: int = 0
     published_polls: int = 0
+    lost_uploads_published: int = 0
+    lost_polls_published: int = 0
     documents_deleted: int = 0
     broker_down: bool = False
 
@@ -64,10 +71,22 @@ def sweep(
     _publish_queued(rt, now, batch_size, report)
     if not report.broker_down:
         _publish_due_polls(rt, now, batch_size, report)
+    if not report.broker_down and rt.settings.uses_filesystem_broker:
+        _publish_lost_messages(rt, now, batch_size, report)
     _delete_expired_documents(rt, now, batch_size, report)
-    if report.recovered_uploads or report.recovered_polls or report.broker_down:
+    lost = report.lost_uploads_published or report.lost_polls_published
+    if report.recovered_uploads or report.recovered_polls or lost or report.broker_down:
         log.warning("%s", report)
     return report
+
+
+def lost_message_grace(settings: Settings) -> float:
+    """Seconds a due job's message may be out of the broker folder before it counts as lost.
+
+    Two sweep intervals, and never less than a few seconds: enough for a worker that took
+    the message to start the job, short enough that a killed worker delays little.
+    """
+    return max(2 * settings.sweep_interval, MIN_LOST_MESSAGE_GRACE_SECONDS)
 
 
 def _candidate_ids(session: Session, statement: SelectOfScalar[str], batch_size: int) -> list[str]:
@@ -179,7 +198,103 @@ def _publish_due_polls(
         report.published_polls += 1
 
 
-def _mark_published(rt: WorkerRuntime, job_id: str, state: JobState, now: datetime) -> None:
+def _publish_lost_messages(
+    rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport
+) -> None:
+    """Publish again the due jobs whose message no longer lies in the filesystem broker.
+
+    This transport forgets a message once a worker receives it, and a worker receives a
+    message with a countdown at once and keeps it until due: a worker killed holding it
+    takes it along, where RabbitMQ and Redis would deliver it again. A job that is due,
+    unclaimed and published more than a grace ago, with no file in the queue folder, has
+    lost its message; `republish_after` alone would leave it waiting half an hour.
+    """
+    grace = lost_message_grace(rt.settings)
+    settled = now - timedelta(seconds=grace)
+    with session_scope(rt.engine) as session:
+        uploads = _lost_message_candidates(session, JobState.QUEUED, now, settled, batch_size)
+        polls = _lost_message_candidates(session, JobState.POLLING, now, settled, batch_size)
+    if not uploads and not polls:
+        return
+    try:
+        waiting = job_ids_waiting_in_filesystem_queue(rt.settings)
+    except OSError as exc:
+        log.warning("cannot list the broker's queue folder; lost messages wait: %s", exc)
+        return
+    # A job started between the query and the listing has no file but is not lost.
+    with session_scope(rt.engine) as session:
+        uploads = _lost_message_candidates(
+            session, JobState.QUEUED, now, settled, batch_size, among=set(uploads) - waiting
+        )
+        polls = _lost_message_candidates(
+            session, JobState.POLLING, now, settled, batch_size, among=set(polls) - waiting
+        )
+    note = (
+        f"its message left the broker's queue folder and the job had not started {grace:g}s "
+        "after it was due (the worker that took the message stopped); published again"
+    )
+    for job_id in uploads:
+        try:
+            rt.publisher.publish_upload(job_id)
+        except PublishError:
+            report.broker_down = True
+            return
+        _mark_published(rt, job_id, JobState.QUEUED, now, note=note)
+        report.lost_uploads_published += 1
+    for job_id in polls:
+        try:
+            rt.publisher.publish_poll(job_id)
+        except PublishError:
+            report.broker_down = True
+            return
+        _mark_published(rt, job_id, JobState.POLLING, now, note=note)
+        report.lost_polls_published += 1
+
+
+def _lost_message_candidates(
+    session: Session,
+    state: JobState,
+    now: datetime,
+    settled: datetime,
+    batch_size: int,
+    among: set[str] | None = None,
+) -> list[str]:
+    """Unclaimed jobs in `state`, due and published before `settled`: oldest message first.
+
+    Workers take message files in the order they were published, so the messages taken
+    and lost are older than those still waiting: they come first in a bounded batch.
+    """
+    if among is not None and not among:
+        return []
+    if state is JobState.POLLING:
+        due = col(UploadJob.next_poll_at) <= settled
+    else:
+        due = or_(col(UploadJob.not_before).is_(None), col(UploadJob.not_before) <= settled)
+    statement = select(UploadJob.id).where(
+        col(UploadJob.state) == state.value,
+        col(UploadJob.published_at) <= settled,
+        due,
+        or_(col(UploadJob.lease_expires_at).is_(None), col(UploadJob.lease_expires_at) < now),
+    )
+    if among is not None:
+        statement = statement.where(col(UploadJob.id).in_(among))
+    return _candidate_ids(session, statement.order_by(col(UploadJob.published_at)), batch_size)
+
+
+def _mark_published(
+    rt: WorkerRuntime, job_id: str, state: JobState, now: datetime, *, note: str | None = None
+) -> None:
+    """Record the publish; with a `note`, also say in the job's history why it was sent."""
+    if note is not None:
+        with session_scope(rt.engine) as session:
+            statement = select(UploadJob).where(UploadJob.id == job_id).with_for_update()
+            job = session.exec(statement).first()
+            if job is None or job.state != state.value:
+                return
+            if job.lease_expires_at is None or job.lease_expires_at < now:
+                job.published_at = now  # else a worker has already taken the new message
+            record_note(session, job, reason=note, now=now)
+        return
     with session_scope(rt.engine) as session:
         session.execute(
             update(UploadJob)

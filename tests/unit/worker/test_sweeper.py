@@ -11,10 +11,20 @@ from api_client import BadRequestError
 from models import JobState, Priority
 from tests.pdf_samples import make_pdf
 from tests.unit.worker.conftest import OWNER, Harness, receipt, status
+from worker import sweeper
+from worker.celery_app import (
+    CeleryPublisher,
+    create_celery_app,
+    filesystem_queue_folder,
+    job_ids_waiting_in_filesystem_queue,
+)
 from worker.services import poll_job, upload_job
-from worker.sweeper import SweepReport, sweep
+from worker.settings import Settings
+from worker.sweeper import SweepReport, lost_message_grace, sweep
 
 DAY = 86400.0
+# Settings only: nothing connects to it (the harness's publisher is a fake).
+REDIS_BROKER = "redis://127.0.0.1:1/0"
 
 
 class WorkerKilled(BaseException):
@@ -157,7 +167,8 @@ def test_queued_jobs_without_a_message_are_published_live_before_backfill(h: Har
     assert h.publisher.sent == []
 
 
-def test_only_stale_messages_are_published_again(h: Harness) -> None:
+def test_only_stale_messages_are_published_again(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness(broker_url=REDIS_BROKER)  # a broker that gives back a lost message
     republish_after = h.rt.settings.republish_after
     fresh = h.enqueue()
     stale = h.enqueue()
@@ -248,6 +259,181 @@ def test_due_polls_are_published_and_future_or_recently_published_ones_are_not(
     h.advance(5)
     sweep(h.rt)
     assert ("poll", future, None) in h.publisher.sent
+
+
+# --- messages lost with a killed worker (filesystem broker) -------------------------------
+
+
+def _message_in_the_broker_folder(h: Harness, job_id: str, *, seconds_ago: float) -> None:
+    """Publish the job's message into the harness's real queue folder, as sent that long ago."""
+    publisher = CeleryPublisher(create_celery_app(h.rt.settings))
+    if h.job(job_id).job_state is JobState.POLLING:
+        publisher.publish_poll(job_id)
+    else:
+        publisher.publish_upload(job_id)
+    h.update(job_id, published_at=h.now[0] - timedelta(seconds=seconds_ago))
+    assert job_id in job_ids_waiting_in_filesystem_queue(h.rt.settings)
+
+
+def _taken_by_a_worker(settings: Settings, job_id: str) -> None:
+    """A worker receives a message by taking its file out of the queue folder."""
+    for path in filesystem_queue_folder(settings).iterdir():
+        if job_id in path.name:
+            path.unlink()
+    assert job_id not in job_ids_waiting_in_filesystem_queue(settings)
+
+
+def test_a_due_job_whose_message_a_worker_took_and_never_ran_is_published_again(
+    h: Harness,
+) -> None:
+    grace = lost_message_grace(h.rt.settings)
+    now = h.now[0]
+    lost = h.enqueue()
+    waiting = h.enqueue()
+    for job_id in (lost, waiting):
+        _message_in_the_broker_folder(h, job_id, seconds_ago=grace + 1)
+    _taken_by_a_worker(h.rt.settings, lost)
+
+    report = sweep(h.rt)
+
+    assert report.lost_uploads_published == 1
+    assert report.published_uploads == 0
+    assert h.publisher.sent == [("upload", lost, None)]
+    assert h.job(lost).published_at == now
+    assert h.job(waiting).published_at == now - timedelta(seconds=grace + 1)
+    note = h.events(lost)[-1]
+    assert (note.from_state, note.to_state) == ("queued", "queued")
+    assert note.reason == (
+        f"its message left the broker's queue folder and the job had not started {grace:g}s "
+        "after it was due (the worker that took the message stopped); published again"
+    )
+    assert "lost_uploads_published=1" in str(report)
+
+    h.publisher.clear()
+    assert sweep(h.rt).lost_uploads_published == 0, "just published: not judged again yet"
+    assert h.publisher.sent == []
+
+
+def test_a_taken_message_counts_as_lost_only_a_grace_after_its_job_is_due(h: Harness) -> None:
+    """A worker keeps a message with a countdown until it is due, and needs a moment then."""
+    grace = lost_message_grace(h.rt.settings)
+    now = h.now[0]
+    just_sent = h.enqueue()
+    _message_in_the_broker_folder(h, just_sent, seconds_ago=grace - 1)
+    in_backoff = h.enqueue()
+    _message_in_the_broker_folder(h, in_backoff, seconds_ago=grace + 60)
+    h.update(in_backoff, not_before=now - timedelta(seconds=grace - 1))
+    for job_id in (just_sent, in_backoff):
+        _taken_by_a_worker(h.rt.settings, job_id)
+
+    assert sweep(h.rt).lost_uploads_published == 0
+    assert h.publisher.sent == []
+
+    h.advance(2)
+    report = sweep(h.rt)
+
+    assert report.lost_uploads_published == 2
+    assert sorted(job_id for job_id, _ in h.publisher.of("upload")) == sorted(
+        [just_sent, in_backoff]
+    )
+
+
+def test_a_job_a_worker_starts_while_the_folder_is_listed_is_not_published_again(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grace = lost_message_grace(h.rt.settings)
+    job_id = h.enqueue()
+    _message_in_the_broker_folder(h, job_id, seconds_ago=grace + 1)
+    _taken_by_a_worker(h.rt.settings, job_id)
+    real_listing = sweeper.job_ids_waiting_in_filesystem_queue
+
+    def listing_while_a_worker_starts_the_job(settings: Settings) -> set[str]:
+        h.client.upload_answers.append(receipt())
+        assert upload_job(h.rt, job_id).action.startswith("uploaded")
+        h.publisher.clear()
+        return real_listing(settings)
+
+    monkeypatch.setattr(
+        sweeper, "job_ids_waiting_in_filesystem_queue", listing_while_a_worker_starts_the_job
+    )
+
+    assert sweep(h.rt).lost_uploads_published == 0
+    assert h.publisher.sent == []
+
+
+def test_a_poll_whose_message_a_worker_took_and_never_ran_is_published_again(
+    h: Harness,
+) -> None:
+    grace = lost_message_grace(h.rt.settings)
+    now = h.now[0]
+    overdue = now - timedelta(seconds=grace + 1)
+    lost = h.polling_job(ticket_id="tkt-lost", next_poll_at=overdue)
+    waiting = h.polling_job(ticket_id="tkt-waiting", next_poll_at=overdue)
+    held_until_due = h.polling_job(ticket_id="tkt-held", next_poll_at=now + timedelta(seconds=20))
+    for job_id in (lost, waiting, held_until_due):
+        _message_in_the_broker_folder(h, job_id, seconds_ago=grace + 1)
+    for job_id in (lost, held_until_due):
+        _taken_by_a_worker(h.rt.settings, job_id)
+
+    report = sweep(h.rt)
+
+    assert report.lost_polls_published == 1
+    assert report.published_polls == 0
+    assert h.publisher.sent == [("poll", lost, None)]
+    assert h.job(lost).published_at == now
+    assert h.events(lost)[-1].reason.endswith("published again")
+    assert h.job(waiting).published_at == overdue
+    assert h.job(held_until_due).published_at == overdue
+
+    h.client.status_answers.append(status("Complete"))
+    assert poll_job(h.rt, lost).action == "complete"
+
+
+def test_other_brokers_give_back_lost_messages_themselves(
+    make_harness: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = make_harness(broker_url=REDIS_BROKER)
+
+    def no_folder(settings: Settings) -> set[str]:
+        raise AssertionError("only the filesystem broker has a queue folder")
+
+    monkeypatch.setattr(sweeper, "job_ids_waiting_in_filesystem_queue", no_folder)
+    grace = lost_message_grace(h.rt.settings)
+    queued = h.enqueue()
+    h.update(queued, published_at=h.now[0] - timedelta(seconds=grace + 60))
+    overdue = h.now[0] - timedelta(seconds=grace + 1)
+    polling = h.polling_job(next_poll_at=overdue, published_at=overdue)
+
+    report = sweep(h.rt)
+
+    assert report == SweepReport()
+    assert h.publisher.sent == []
+    assert h.job(queued).job_state is JobState.QUEUED
+    assert h.job(polling).published_at == overdue
+
+
+def test_without_a_queue_folder_nothing_is_judged_lost(h: Harness) -> None:
+    """Every process makes the folder when it starts; without it this is no broker's view."""
+    job_id = h.enqueue()
+    h.update(
+        job_id, published_at=h.now[0] - timedelta(seconds=lost_message_grace(h.rt.settings) + 60)
+    )
+    assert not filesystem_queue_folder(h.rt.settings).exists()
+
+    assert sweep(h.rt) == SweepReport()
+    assert h.publisher.sent == []
+
+
+def test_batch_size_bounds_publishing_lost_messages(h: Harness) -> None:
+    grace = lost_message_grace(h.rt.settings)
+    for _ in range(3):
+        job_id = h.enqueue()
+        _message_in_the_broker_folder(h, job_id, seconds_ago=grace + 1)
+        _taken_by_a_worker(h.rt.settings, job_id)
+
+    assert sweep(h.rt, batch_size=2).lost_uploads_published == 2
+    assert sweep(h.rt, batch_size=2).lost_uploads_published == 1
+    assert len(h.publisher.of("upload")) == 3
 
 
 # --- retention ----------------------------------------------------------------------------
