@@ -15,7 +15,11 @@ import pytest
 
 from models import JobState
 from tests.plugins.worker_fixtures import ServiceUnderTest
-from worker.celery_app import CeleryPublisher, create_celery_app
+from worker.celery_app import (
+    CeleryPublisher,
+    create_celery_app,
+    job_ids_waiting_in_filesystem_queue,
+)
 
 KILLABLE_BROKERS = [
     "filesystem",
@@ -88,6 +92,47 @@ def test_worker_killed_during_a_poll_is_recovered(service: ServiceUnderTest) -> 
     assert len(service.accepted_uploads()) == 1
     reasons = [event.reason for event in service.events(job_id)]
     assert any("lost during a status check" in reason for reason in reasons)
+
+
+def test_worker_killed_holding_a_retry_countdown_is_recovered_long_before_republish_after(
+    service: ServiceUnderTest,
+) -> None:
+    """On the filesystem broker a worker takes a message with a countdown out of the queue
+    folder at once and keeps it until due, so a SIGKILL takes the message along; no lease
+    says so, as the job is only queued. The sweeper must see that the message is gone,
+    not publish again an hour later (`republish_after`)."""
+    service.configure(
+        YFDOCS_REPUBLISH_AFTER="3600",
+        YFDOCS_RETRY_BASE_DELAY="6",
+        YFDOCS_RETRY_MAX_DELAY="6",
+    )
+    service.sandbox.patch_config({"faults": {"server_error_count": 1}})
+    worker = service.start_worker()
+    job_id = service.enqueue()
+
+    def retry_held_by_the_worker() -> bool:
+        job = service.job(job_id)
+        return (
+            job.state == JobState.QUEUED
+            and job.attempts == 1
+            and job.published_at is not None
+            and job_id not in job_ids_waiting_in_filesystem_queue(service.settings)
+        )
+
+    service.wait_until(
+        retry_held_by_the_worker, what="the retry's countdown message to be held by the worker"
+    )
+    assert service.job(job_id).last_http_status in (500, 503)
+
+    worker.kill()
+    service.start_worker()
+    job = service.wait_for_end([job_id], timeout=90)[job_id]
+
+    assert job.state == "complete"
+    assert job.attempts == 2
+    assert len(service.accepted_uploads()) == 1
+    reasons = [event.reason for event in service.events(job_id)]
+    assert any("left the broker's queue folder" in reason for reason in reasons)
 
 
 def test_storms_of_transient_errors_end_complete(service: ServiceUnderTest) -> None:
