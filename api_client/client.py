@@ -191,17 +191,7 @@ class YouforceClient:
         retry_at = self.tokens.remember_refusal(
             tenant_id, f"the API refused a token just issued: {answer}"
         )
-        return CredentialsRejectedError(
-            error.message,
-            retry_at=retry_at,
-            method=error.method,
-            url=error.url,
-            status_code=error.status_code,
-            body=error.body,
-            correlation_id=error.correlation_id,
-            api_message=error.api_message,
-            error_code=error.error_code,
-        )
+        return CredentialsRejectedError.from_answer(error, retry_at=retry_at)
 
     @staticmethod
     def _json(response: requests.Response, method: str) -> Any:

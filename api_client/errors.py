@@ -190,6 +190,23 @@ class CredentialsRejectedError(AuthenticationError):
         self.retry_at = retry_at
         self.from_memory = from_memory
 
+    @classmethod
+    def from_answer(
+        cls, error: APIStatusError, *, retry_at: datetime | None = None
+    ) -> CredentialsRejectedError:
+        """The refusal that `error` (the answer's status error) turns out to be."""
+        return cls(
+            error.message,
+            retry_at=retry_at,
+            method=error.method,
+            url=error.url,
+            status_code=error.status_code,
+            body=error.body,
+            correlation_id=error.correlation_id,
+            api_message=error.api_message,
+            error_code=error.error_code,
+        )
+
 
 class PermissionDeniedError(APIStatusError):
     """403: authenticated, but the app lacks the scope; permanent until scopes change."""

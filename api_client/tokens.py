@@ -366,16 +366,7 @@ class TokenProvider:
         if not 200 <= response.status_code <= 299:
             error = error_for_response(response, method, url)
             if response.status_code in (401, 403) or error.error_code in _CREDENTIAL_ERRORS:
-                raise CredentialsRejectedError(
-                    error.message,
-                    method=method,
-                    url=url,
-                    status_code=error.status_code,
-                    body=error.body,
-                    correlation_id=error.correlation_id,
-                    api_message=error.api_message,
-                    error_code=error.error_code,
-                )
+                raise CredentialsRejectedError.from_answer(error)
             raise error
         text = response.text
         parsed = _parse_token_answer(text)

@@ -40,20 +40,25 @@ def _arrivals(service: ServiceUnderTest) -> list[datetime]:
     )
 
 
+def _start_three_workers(service: ServiceUnderTest, *, min_interval: float) -> None:
+    """Three single-process workers (the first with the beat) sharing the API's limits."""
+    service.configure(
+        YFDOCS_MAX_CONCURRENCY="3",
+        YFDOCS_MIN_INTERVAL=str(min_interval),
+        YFDOCS_RATE_PER_MINUTE=str(int(100 * TIME_SCALE)),
+    )
+    service.start_worker(concurrency=1)
+    service.start_worker(concurrency=1, beat=False)
+    service.start_worker(concurrency=1, beat=False)
+
+
 @pytest.mark.slow
 def test_three_workers_hold_the_limits_fleet_wide_with_no_429(
     fleet_service: ServiceUnderTest,
 ) -> None:
     """The sandbox runs in its own process with the API's real limits at time scale 5."""
     service = fleet_service
-    service.configure(
-        YFDOCS_MAX_CONCURRENCY="3",
-        YFDOCS_MIN_INTERVAL=str(SANDBOX_INTERVAL + ARRIVAL_JITTER_MARGIN),
-        YFDOCS_RATE_PER_MINUTE=str(int(100 * TIME_SCALE)),
-    )
-    service.start_worker(concurrency=1)
-    service.start_worker(concurrency=1, beat=False)
-    service.start_worker(concurrency=1, beat=False)
+    _start_three_workers(service, min_interval=SANDBOX_INTERVAL + ARRIVAL_JITTER_MARGIN)
     job_ids = [service.enqueue(title=f"fleet {n}") for n in range(12)]
 
     jobs = service.wait_for_end(job_ids, timeout=120)
@@ -75,15 +80,7 @@ def test_a_fleet_configured_too_fast_learns_the_api_s_interval_from_its_429s(
 ) -> None:
     """Half the API's interval: the spike 429s widen the spacing, no one fails, no pause."""
     service = fleet_service
-    too_short = SANDBOX_INTERVAL / 2
-    service.configure(
-        YFDOCS_MAX_CONCURRENCY="3",
-        YFDOCS_MIN_INTERVAL=str(too_short),
-        YFDOCS_RATE_PER_MINUTE=str(int(100 * TIME_SCALE)),
-    )
-    service.start_worker(concurrency=1)
-    service.start_worker(concurrency=1, beat=False)
-    service.start_worker(concurrency=1, beat=False)
+    _start_three_workers(service, min_interval=SANDBOX_INTERVAL / 2)
     job_ids = [service.enqueue(title=f"too fast {n}") for n in range(12)]
 
     jobs = service.wait_for_end(job_ids, timeout=150)
