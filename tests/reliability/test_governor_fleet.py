@@ -21,8 +21,9 @@ from worker.governor import fleet_usage
 TIME_SCALE = 5.0
 SANDBOX_INTERVAL = 0.6 / TIME_SCALE
 # The governor spaces the moments calls may start; the API measures arrivals. Between the
-# two lie process scheduling and connection set-up on a busy two-core machine.
-ARRIVAL_JITTER_MARGIN = 0.1
+# two lie process scheduling and connection set-up: on a two-core machine busy with other
+# work, one call now and then leaves over 100 ms late (seen here), so the margin is wider.
+ARRIVAL_JITTER_MARGIN = 0.15
 
 
 def _stats(service: ServiceUnderTest) -> dict[str, object]:
