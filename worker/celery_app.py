@@ -24,6 +24,7 @@ __all__ = [
     "POLL_TASK",
     "QUEUE_NAME",
     "SWEEP_TASK",
+    "TASK_QUEUE_NAMES",
     "UPLOAD_TASK",
     "CeleryPublisher",
     "PublishError",
@@ -40,6 +41,9 @@ UPLOAD_TASK = "yfdocs.upload_document"
 POLL_TASK = "yfdocs.poll_ticket"
 SWEEP_TASK = "yfdocs.sweep"
 QUEUE_NAME = "yfdocs"
+# Every queue the workers take tasks from; on the filesystem broker the sweeper removes any
+# other queue whose messages nobody reads.
+TASK_QUEUE_NAMES = frozenset({QUEUE_NAME})
 PUBLISH_TIMEOUT_SECONDS = 5.0
 
 
@@ -115,7 +119,10 @@ def create_celery_app(settings: Settings) -> Celery:
         task_default_queue=QUEUE_NAME,
         task_default_exchange=QUEUE_NAME,
         task_default_routing_key=QUEUE_NAME,
-        task_queues=[Queue(QUEUE_NAME, exchange, routing_key=QUEUE_NAME)],  # type: ignore[no-untyped-call]
+        task_queues=[
+            Queue(name, exchange, routing_key=name)  # type: ignore[no-untyped-call]
+            for name in sorted(TASK_QUEUE_NAMES)
+        ],
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=PUBLISH_TIMEOUT_SECONDS,

@@ -8,7 +8,11 @@ cost follows the work that is due, not the size of the table:
    retry backoff too long for a broker countdown has passed);
 3. turn due `next_poll_at` into poll tasks (long waits live here, not in the broker);
 4. on the filesystem broker, publish again at once what a killed worker took with it;
-5. delete stored PDFs of finished jobs after the retention period.
+5. on the filesystem broker, unbind and empty the queues of consumers that are gone (a
+   killed Flower's event queue), which would otherwise collect every event for ever;
+6. delete stored PDFs of finished jobs after the retention period.
+
+On the filesystem broker a pass lists the queue folder once, for steps 4 and 5.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
@@ -29,11 +34,24 @@ from models import (
     record_note,
     session_scope,
 )
-from worker.celery_app import PublishError, job_ids_waiting_in_filesystem_queue
+from worker.celery_app import (
+    QUEUE_NAME,
+    TASK_QUEUE_NAMES,
+    PublishError,
+    broker_transport_options,
+    filesystem_queue_folder,
+    job_id_of_task,
+)
+from worker.filesystem_broker import (
+    abandoned_queues,
+    list_queue_folder,
+    remove_queues,
+    task_ids_in,
+)
 from worker.runtime import WorkerRuntime
 from worker.settings import Settings
 
-__all__ = ["SweepReport", "sweep"]
+__all__ = ["SweepReport", "abandoned_queue_age", "lost_message_grace", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +59,10 @@ DEFAULT_BATCH_SIZE = 500
 # The least time a message may be out of the broker folder, past its job's due time, before
 # it counts as lost: a worker that has just taken it may still be waiting for the database.
 MIN_LOST_MESSAGE_GRACE_SECONDS = 5.0
+# How long a message may wait in a queue other than the task queues before that queue's
+# consumer counts as gone, in sweep intervals and at least (see `abandoned_queue_age`).
+ABANDONED_QUEUE_SWEEP_INTERVALS = 20
+MIN_ABANDONED_QUEUE_AGE_SECONDS = 10.0
 
 
 @dataclass
@@ -54,6 +76,8 @@ class SweepReport:
     lost_uploads_published: int = 0
     lost_polls_published: int = 0
     documents_deleted: int = 0
+    abandoned_queues_removed: int = 0
+    abandoned_messages_removed: int = 0
     broker_down: bool = False
 
     def __str__(self) -> str:
@@ -71,12 +95,18 @@ def sweep(
     _publish_queued(rt, now, batch_size, report)
     if not report.broker_down:
         _publish_due_polls(rt, now, batch_size, report)
-    if not report.broker_down and rt.settings.uses_filesystem_broker:
-        _publish_lost_messages(rt, now, batch_size, report)
+    if rt.settings.uses_filesystem_broker:
+        queue_folder = _QueueFolder(filesystem_queue_folder(rt.settings))
+        if not report.broker_down:
+            _publish_lost_messages(rt, now, batch_size, report, queue_folder)
+        # Also when publishing failed: on this broker that is most likely a full disk.
+        _remove_abandoned_queues(rt, report, queue_folder)
     _delete_expired_documents(rt, now, batch_size, report)
     lost = report.lost_uploads_published or report.lost_polls_published
     if report.recovered_uploads or report.recovered_polls or lost or report.broker_down:
         log.warning("%s", report)
+    elif report.abandoned_queues_removed:
+        log.info("%s", report)
     return report
 
 
@@ -87,6 +117,42 @@ def lost_message_grace(settings: Settings) -> float:
     the message to start the job, short enough that a killed worker delays little.
     """
     return max(2 * settings.sweep_interval, MIN_LOST_MESSAGE_GRACE_SECONDS)
+
+
+def abandoned_queue_age(settings: Settings) -> float:
+    """Seconds a message may wait in a queue other than the task queues, on the filesystem
+    broker, before the queue counts as abandoned and is removed.
+
+    A live consumer (Flower, `celery events`, a worker's control queue) takes each message
+    within about a second, kombu's polling interval; twenty sweep intervals (five minutes by
+    default, never under ten seconds) is far beyond that and costs little disk meanwhile.
+    """
+    return max(
+        ABANDONED_QUEUE_SWEEP_INTERVALS * settings.sweep_interval, MIN_ABANDONED_QUEUE_AGE_SECONDS
+    )
+
+
+class _QueueFolder:
+    """The filesystem broker's queue folder, listed at most once per pass, when first needed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._files_by_queue: dict[str, list[str]] | None = None
+        self._unreadable = False
+
+    def files_by_queue(self) -> dict[str, list[str]] | None:
+        """Message file names by queue; None when the folder cannot be listed (logged once)."""
+        if self._files_by_queue is None and not self._unreadable:
+            try:
+                self._files_by_queue = list_queue_folder(self.path)
+            except OSError as exc:
+                self._unreadable = True
+                log.warning(
+                    "cannot list the broker's queue folder; lost messages wait and "
+                    "abandoned queues stay: %s",
+                    exc,
+                )
+        return self._files_by_queue
 
 
 def _candidate_ids(session: Session, statement: SelectOfScalar[str], batch_size: int) -> list[str]:
@@ -199,7 +265,11 @@ def _publish_due_polls(
 
 
 def _publish_lost_messages(
-    rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport
+    rt: WorkerRuntime,
+    now: datetime,
+    batch_size: int,
+    report: SweepReport,
+    queue_folder: _QueueFolder,
 ) -> None:
     """Publish again the due jobs whose message no longer lies in the filesystem broker.
 
@@ -216,11 +286,12 @@ def _publish_lost_messages(
         polls = _lost_message_candidates(session, JobState.POLLING, now, settled, batch_size)
     if not uploads and not polls:
         return
-    try:
-        waiting = job_ids_waiting_in_filesystem_queue(rt.settings)
-    except OSError as exc:
-        log.warning("cannot list the broker's queue folder; lost messages wait: %s", exc)
+    files_by_queue = queue_folder.files_by_queue()
+    if files_by_queue is None:
         return
+    waiting = {
+        job_id_of_task(task_id) for task_id in task_ids_in(files_by_queue.get(QUEUE_NAME, ()))
+    }
     # A job started between the query and the listing has no file but is not lost.
     with session_scope(rt.engine) as session:
         uploads = _lost_message_candidates(
@@ -301,6 +372,41 @@ def _mark_published(
             .where(col(UploadJob.id) == job_id, col(UploadJob.state) == state.value)
             .values(published_at=now)
         )
+
+
+def _remove_abandoned_queues(
+    rt: WorkerRuntime, report: SweepReport, queue_folder: _QueueFolder
+) -> None:
+    """Unbind and empty the queues whose consumer is gone, such as a killed Flower's.
+
+    An event consumer binds a queue of its own to the event exchange; once it is killed,
+    every event of every worker still lands there as a file that nobody reads, in the folder
+    that every worker lists on each poll. The task queues are never touched: their messages
+    may rightly wait for a busy or stopped worker, and the database is their record.
+    """
+    files_by_queue = queue_folder.files_by_queue()
+    if not files_by_queue:
+        return
+    age = abandoned_queue_age(rt.settings)
+    abandoned = abandoned_queues(files_by_queue, keep=TASK_QUEUE_NAMES, older_than=age)
+    if not abandoned:
+        return
+    control_folder = Path(broker_transport_options(rt.settings)["control_folder"])
+    names = ", ".join(sorted(abandoned))
+    try:
+        removed = remove_queues(queue_folder.path, control_folder, abandoned)
+    except OSError as exc:
+        log.warning("cannot remove the abandoned broker queues %s: %s", names, exc)
+        return
+    report.abandoned_queues_removed += len(abandoned)
+    report.abandoned_messages_removed += removed
+    log.info(
+        "removed the broker queues %s and their %d message files: unread for over %gs, "
+        "their consumer is gone",
+        names,
+        removed,
+        age,
+    )
 
 
 def _delete_expired_documents(

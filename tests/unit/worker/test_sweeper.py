@@ -1,9 +1,13 @@
-"""`sweep`: lease recovery, publishing what has no message, due polls, retention."""
+"""`sweep`: lease recovery, publishing what has no message, due polls, abandoned broker
+queues, retention."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +15,7 @@ from api_client import BadRequestError
 from models import JobState, Priority
 from tests.pdf_samples import make_pdf
 from tests.unit.worker.conftest import OWNER, Harness, receipt, status
-from worker import sweeper
+from worker import filesystem_broker, sweeper
 from worker.celery_app import (
     CeleryPublisher,
     create_celery_app,
@@ -20,7 +24,7 @@ from worker.celery_app import (
 )
 from worker.services import poll_job, upload_job
 from worker.settings import Settings
-from worker.sweeper import SweepReport, lost_message_grace, sweep
+from worker.sweeper import SweepReport, abandoned_queue_age, lost_message_grace, sweep
 
 DAY = 86400.0
 # Settings only: nothing connects to it (the harness's publisher is a fake).
@@ -345,17 +349,15 @@ def test_a_job_a_worker_starts_while_the_folder_is_listed_is_not_published_again
     job_id = h.enqueue()
     _message_in_the_broker_folder(h, job_id, seconds_ago=grace + 1)
     _taken_by_a_worker(h.rt.settings, job_id)
-    real_listing = sweeper.job_ids_waiting_in_filesystem_queue
+    real_listing = sweeper.list_queue_folder
 
-    def listing_while_a_worker_starts_the_job(settings: Settings) -> set[str]:
+    def listing_while_a_worker_starts_the_job(queue_folder: Path) -> dict[str, list[str]]:
         h.client.upload_answers.append(receipt())
         assert upload_job(h.rt, job_id).action.startswith("uploaded")
         h.publisher.clear()
-        return real_listing(settings)
+        return real_listing(queue_folder)
 
-    monkeypatch.setattr(
-        sweeper, "job_ids_waiting_in_filesystem_queue", listing_while_a_worker_starts_the_job
-    )
+    monkeypatch.setattr(sweeper, "list_queue_folder", listing_while_a_worker_starts_the_job)
 
     assert sweep(h.rt).lost_uploads_published == 0
     assert h.publisher.sent == []
@@ -394,10 +396,10 @@ def test_other_brokers_give_back_lost_messages_themselves(
 ) -> None:
     h = make_harness(broker_url=REDIS_BROKER)
 
-    def no_folder(settings: Settings) -> set[str]:
+    def no_folder(queue_folder: Path) -> dict[str, list[str]]:
         raise AssertionError("only the filesystem broker has a queue folder")
 
-    monkeypatch.setattr(sweeper, "job_ids_waiting_in_filesystem_queue", no_folder)
+    monkeypatch.setattr(sweeper, "list_queue_folder", no_folder)
     grace = lost_message_grace(h.rt.settings)
     queued = h.enqueue()
     h.update(queued, published_at=h.now[0] - timedelta(seconds=grace + 60))
@@ -434,6 +436,120 @@ def test_batch_size_bounds_publishing_lost_messages(h: Harness) -> None:
     assert sweep(h.rt, batch_size=2).lost_uploads_published == 2
     assert sweep(h.rt, batch_size=2).lost_uploads_published == 1
     assert len(h.publisher.of("upload")) == 3
+
+
+# --- queues whose consumer is gone (filesystem broker) ------------------------------------
+
+
+@pytest.fixture
+def broker_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The monotonic clock that stamps message files and judges their age, moved by hand."""
+    now = [80_000.0]
+    monkeypatch.setattr(filesystem_broker, "monotonic", lambda: now[0])
+    return now
+
+
+def _event_queue_of_a_killed_consumer(h: Harness) -> str:
+    """Bind an event queue as Flower does, and leave it bound as a killed Flower does."""
+    app = create_celery_app(h.rt.settings)
+    with app.connection_for_write() as connection:
+        receiver = app.events.Receiver(connection, handlers={})
+        receiver.queue.bind(connection.default_channel).declare()
+        return str(receiver.queue.name)
+
+
+def _events_sent(h: Harness, count: int) -> None:
+    """What every worker sends all the time: heartbeats and task events."""
+    app = create_celery_app(h.rt.settings)
+    with app.connection_for_write() as connection:
+        dispatcher = app.events.Dispatcher(connection, enabled=True)
+        for _ in range(count):
+            dispatcher.send("worker-heartbeat")
+        dispatcher.close()
+
+
+def _files_of(h: Harness, queue: str) -> list[str]:
+    return filesystem_broker.list_queue_folder(filesystem_queue_folder(h.rt.settings)).get(
+        queue, []
+    )
+
+
+def _bound_to_events(h: Harness) -> list[str]:
+    table = h.rt.settings.broker_dir / "control" / "celeryev.exchange"
+    return [row[2] for row in json.loads(table.read_text())]
+
+
+def test_a_killed_consumers_event_queue_is_removed_once_its_oldest_event_is_too_old(
+    h: Harness, broker_clock: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    age = abandoned_queue_age(h.rt.settings)
+    dead = _event_queue_of_a_killed_consumer(h)
+    _events_sent(h, 4)
+    broker_clock[0] += age - 10
+    fresh = _event_queue_of_a_killed_consumer(h)  # as if a live one: its events are new
+    _events_sent(h, 2)
+
+    report = sweep(h.rt)
+    assert report.abandoned_queues_removed == 0
+    assert len(_files_of(h, dead)) == 6
+    assert sorted(_bound_to_events(h)) == sorted([dead, fresh])
+
+    broker_clock[0] += 11
+    caplog.set_level(logging.INFO, logger="worker.sweeper")
+    report = sweep(h.rt)
+
+    assert report.abandoned_queues_removed == 1
+    assert report.abandoned_messages_removed == 6
+    assert _files_of(h, dead) == []
+    assert _bound_to_events(h) == [fresh]
+    assert len(_files_of(h, fresh)) == 2, "the newer queue's events are younger than the limit"
+    assert "abandoned_queues_removed=1, abandoned_messages_removed=6" in str(report)
+    logged = [record.getMessage() for record in caplog.records]
+    assert str(report) in logged
+    assert any(dead in message for message in logged), "the log names the queue"
+
+    _events_sent(h, 3)
+    assert _files_of(h, dead) == [], "unbound: the workers' events no longer land there"
+    assert sweep(h.rt).abandoned_queues_removed == 0
+
+
+def test_the_task_queue_is_never_removed_however_long_its_messages_wait(
+    h: Harness, broker_clock: list[float]
+) -> None:
+    job_id = h.enqueue()
+    _message_in_the_broker_folder(h, job_id, seconds_ago=1)
+    broker_clock[0] += 100 * abandoned_queue_age(h.rt.settings)
+
+    report = sweep(h.rt)
+
+    assert report.abandoned_queues_removed == 0
+    assert job_id in job_ids_waiting_in_filesystem_queue(h.rt.settings)
+
+
+def test_abandoned_queues_are_removed_even_when_publishing_fails(
+    h: Harness, broker_clock: list[float]
+) -> None:
+    """On this broker a refused publish means a full disk: the very moment to free it."""
+    dead = _event_queue_of_a_killed_consumer(h)
+    _events_sent(h, 2)
+    _unpublished(h)
+    broker_clock[0] += abandoned_queue_age(h.rt.settings) + 1
+    h.publisher.down = True
+
+    report = sweep(h.rt)
+
+    assert report.broker_down is True
+    assert report.abandoned_queues_removed == 1
+    assert _files_of(h, dead) == []
+
+
+def test_the_abandoned_queue_age_follows_the_sweep_interval(tmp_path: Path) -> None:
+    """Minutes by default, far above the second a live consumer takes; short for tests."""
+    assert abandoned_queue_age(Settings(data_dir=tmp_path, _env_file=None)) == 300
+    assert abandoned_queue_age(Settings(data_dir=tmp_path, sweep_interval=1, _env_file=None)) == 20
+    assert (
+        abandoned_queue_age(Settings(data_dir=tmp_path, sweep_interval=0.1, _env_file=None)) == 10
+    )
 
 
 # --- retention ----------------------------------------------------------------------------
