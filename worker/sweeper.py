@@ -222,14 +222,7 @@ def _publish_queued(rt: WorkerRuntime, now: datetime, batch_size: int, report: S
             .order_by(col(UploadJob.priority), col(UploadJob.created_at)),
             batch_size,
         )
-    for job_id in ids:
-        try:
-            rt.publisher.publish_upload(job_id)
-        except PublishError:
-            report.broker_down = True
-            return
-        _mark_published(rt, job_id, JobState.QUEUED, now)
-        report.published_uploads += 1
+    report.published_uploads += _publish_each(rt, ids, JobState.QUEUED, now, report)
 
 
 def _publish_due_polls(
@@ -254,14 +247,7 @@ def _publish_due_polls(
             .order_by(col(UploadJob.next_poll_at)),
             batch_size,
         )
-    for job_id in ids:
-        try:
-            rt.publisher.publish_poll(job_id)
-        except PublishError:
-            report.broker_down = True
-            return
-        _mark_published(rt, job_id, JobState.POLLING, now)
-        report.published_polls += 1
+    report.published_polls += _publish_each(rt, ids, JobState.POLLING, now, report)
 
 
 def _publish_lost_messages(
@@ -304,22 +290,38 @@ def _publish_lost_messages(
         f"its message left the broker's queue folder and the job had not started {grace:g}s "
         "after it was due (the worker that took the message stopped); published again"
     )
-    for job_id in uploads:
+    report.lost_uploads_published += _publish_each(
+        rt, uploads, JobState.QUEUED, now, report, note=note
+    )
+    if not report.broker_down:
+        report.lost_polls_published += _publish_each(
+            rt, polls, JobState.POLLING, now, report, note=note
+        )
+
+
+def _publish_each(
+    rt: WorkerRuntime,
+    job_ids: list[str],
+    state: JobState,
+    now: datetime,
+    report: SweepReport,
+    *,
+    note: str | None = None,
+) -> int:
+    """Publish the step each job waits for (an upload when queued, else a poll) and mark
+    it; stops at the first refusal of the broker (`report.broker_down`). Returns how many
+    went out."""
+    publish = rt.publisher.publish_upload if state is JobState.QUEUED else rt.publisher.publish_poll
+    published = 0
+    for job_id in job_ids:
         try:
-            rt.publisher.publish_upload(job_id)
+            publish(job_id)
         except PublishError:
             report.broker_down = True
-            return
-        _mark_published(rt, job_id, JobState.QUEUED, now, note=note)
-        report.lost_uploads_published += 1
-    for job_id in polls:
-        try:
-            rt.publisher.publish_poll(job_id)
-        except PublishError:
-            report.broker_down = True
-            return
-        _mark_published(rt, job_id, JobState.POLLING, now, note=note)
-        report.lost_polls_published += 1
+            break
+        _mark_published(rt, job_id, state, now, note=note)
+        published += 1
+    return published
 
 
 def _lost_message_candidates(

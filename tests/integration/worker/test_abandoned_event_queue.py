@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.worker.test_flower import FLOWER_USER, FlowerProcess, free_port
+from tests.plugins.flower import FlowerProcess, running_flower
 from tests.plugins.worker_fixtures import ServiceUnderTest
 from worker.celery_app import filesystem_queue_folder
 from worker.filesystem_broker import list_queue_folder
@@ -31,26 +28,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 @pytest.fixture
 def flower(service: ServiceUnderTest) -> Iterator[FlowerProcess]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("YFDOCS_", "FLOWER_"))}
-    password = secrets.token_urlsafe(18)
-    env.update(service.variables, YFDOCS_FLOWER_PASSWORD=password, YFDOCS_FLOWER_USER=FLOWER_USER)
-    port = free_port()
-    log_path = service.data_dir / "flower.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "flower", f"--port={port}"],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    running = FlowerProcess(process, f"http://127.0.0.1:{port}", password, log_path)
-    try:
-        running.wait_until_answering()
+    with running_flower(service) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def bound_to_events(service: ServiceUnderTest) -> list[str]:
