@@ -7,6 +7,7 @@ never a secret: not the client secret, not Flower's own password, not a bearer t
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -50,16 +51,23 @@ def task_rows(browser: HeadlessChromium) -> list[dict[str, str]]:
     return list(browser.evaluate(TASK_ROWS))
 
 
-def shows_upload_and_polls(browser: HeadlessChromium) -> bool:
-    """The table shows the search's answer: only yfdocs upload and poll tasks, both kinds."""
+def shows_upload_and_polls(browser: HeadlessChromium, job_id: str) -> bool:
+    """The table shows this search's answer: the job's upload and poll tasks, both kinds.
+
+    A task id begins with its job id, which tells this search's rows from a previous
+    search's (the table may still show those while the new one is under way).
+    """
     if "filtered from" not in browser.evaluate(TASK_TABLE_INFO):
         return False
     rows = task_rows(browser)
     names = {name for row in rows for name in (UPLOAD_TASK, POLL_TASK) if name in row["text"]}
-    every_row_is_ours = all(
-        row["uuid"] and (UPLOAD_TASK in row["text"] or POLL_TASK in row["text"]) for row in rows
+    every_row_is_the_jobs = all(
+        row["uuid"]
+        and row["uuid"].startswith(f"{job_id}.")
+        and (UPLOAD_TASK in row["text"] or POLL_TASK in row["text"])
+        for row in rows
     )
-    return every_row_is_ours and names == {UPLOAD_TASK, POLL_TASK}
+    return every_row_is_the_jobs and names == {UPLOAD_TASK, POLL_TASK}
 
 
 def bearer_tokens(service: ServiceUnderTest) -> list[str]:
@@ -99,7 +107,8 @@ def test_flower_shows_the_tasks_with_job_ids_and_no_secret(
             assert browser.navigate(f"{flower.url}/tasks").status == 200
             browser.type_into(TASK_SEARCH_BOX, f"args:{job_id}")
             browser.wait_for(
-                lambda: shows_upload_and_polls(browser), what=f"the tasks of job {job_id}"
+                functools.partial(shows_upload_and_polls, browser, job_id),
+                what=f"the tasks of job {job_id}",
             )
             pages[f"tasks of {job_id}"] = browser.page_source()
             for row in task_rows(browser):
