@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +67,17 @@ def filesystem_queue_folder(settings: Settings) -> Path:
     return settings.broker_dir / "queue"
 
 
-def job_ids_waiting_in_filesystem_queue(settings: Settings) -> set[str]:
-    """Jobs whose message lies in the filesystem broker's queue, from one folder listing.
+def job_ids_waiting_in_filesystem_queue(
+    settings: Settings, files_by_queue: Mapping[str, Iterable[str]] | None = None
+) -> set[str]:
+    """Jobs whose message lies in the filesystem broker's task queue: from a listing the
+    caller already made (`filesystem_broker.list_queue_folder`), or from a new one.
 
     Raises `OSError` when the folder cannot be listed.
     """
-    task_ids = filesystem_broker.task_ids_waiting(filesystem_queue_folder(settings), QUEUE_NAME)
+    if files_by_queue is None:
+        files_by_queue = filesystem_broker.list_queue_folder(filesystem_queue_folder(settings))
+    task_ids = filesystem_broker.task_ids_in(files_by_queue.get(QUEUE_NAME, ()))
     return {job_id_of_task(task_id) for task_id in task_ids}
 
 

@@ -12,7 +12,8 @@ takes the names in sorted order, so the leading timestamp keeps the order of pub
 it picks a queue's files by what follows the first dot, so the task id is written without
 dots (see `encode_task_id`). A worker takes a message off the folder when it receives it,
 and one killed before running it takes it along; with the task id in the name, the sweeper
-tells a lost message from a waiting one by listing the folder (`task_ids_waiting`).
+tells a lost message from a waiting one by listing the folder (`list_queue_folder`,
+`task_ids_in`).
 
 A queue bound to an exchange gets a file for every message routed to it, read or not. An
 event consumer (Flower, `celery events`) binds a queue of its own, which AMQP deletes with
@@ -54,7 +55,6 @@ __all__ = [
     "register",
     "remove_queues",
     "task_ids_in",
-    "task_ids_waiting",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,14 +123,6 @@ def task_ids_in(file_names: Iterable[str]) -> set[str]:
         if len(parts) == 3 and parts[2]:
             found.add(decode_task_id(parts[2]))
     return found
-
-
-def task_ids_waiting(queue_folder: Path, queue: str) -> set[str]:
-    """Task ids of the messages for `queue` that lie in the folder: one listing, no reads.
-
-    Raises `OSError` (such as `FileNotFoundError`) when the folder cannot be listed.
-    """
-    return task_ids_in(list_queue_folder(queue_folder).get(queue, ()))
 
 
 def abandoned_queues(

@@ -35,18 +35,16 @@ from models import (
     session_scope,
 )
 from worker.celery_app import (
-    QUEUE_NAME,
     TASK_QUEUE_NAMES,
     PublishError,
     broker_transport_options,
     filesystem_queue_folder,
-    job_id_of_task,
+    job_ids_waiting_in_filesystem_queue,
 )
 from worker.filesystem_broker import (
     abandoned_queues,
     list_queue_folder,
     remove_queues,
-    task_ids_in,
 )
 from worker.runtime import WorkerRuntime
 from worker.settings import Settings
@@ -275,9 +273,7 @@ def _publish_lost_messages(
     files_by_queue = queue_folder.files_by_queue()
     if files_by_queue is None:
         return
-    waiting = {
-        job_id_of_task(task_id) for task_id in task_ids_in(files_by_queue.get(QUEUE_NAME, ()))
-    }
+    waiting = job_ids_waiting_in_filesystem_queue(rt.settings, files_by_queue)
     # A job started between the query and the listing has no file but is not lost.
     with session_scope(rt.engine) as session:
         uploads = _lost_message_candidates(

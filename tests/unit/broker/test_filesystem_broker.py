@@ -26,6 +26,13 @@ from worker.filesystem_broker import AtomicFilesystemTransport
 from worker.settings import Settings
 
 
+def _waiting(queue_folder: Path, queue: str) -> set[str]:
+    """The task ids of `queue`'s messages in the folder, as the sweeper reads them."""
+    return filesystem_broker.task_ids_in(
+        filesystem_broker.list_queue_folder(queue_folder).get(queue, ())
+    )
+
+
 def test_filesystem_urls_resolve_to_the_atomic_transport(tmp_path: Path) -> None:
     app = create_celery_app(Settings(data_dir=tmp_path))
     with app.connection_for_write() as connection:
@@ -142,7 +149,7 @@ def test_every_message_gets_its_own_task_id_and_file(tmp_path: Path) -> None:
     publisher.publish_upload(job_id)
     publisher.publish_poll(job_id)
 
-    task_ids = filesystem_broker.task_ids_waiting(filesystem_queue_folder(settings), QUEUE_NAME)
+    task_ids = _waiting(filesystem_queue_folder(settings), QUEUE_NAME)
     assert len(task_ids) == 2
     assert {job_id_of_task(task_id) for task_id in task_ids} == {job_id}
 
@@ -164,7 +171,7 @@ def test_a_task_id_survives_the_file_name(tmp_path: Path, task_id: str) -> None:
     assert name.startswith("42_")
     assert name.partition(".")[2] == "jobs.msg"
     assert "/" not in name
-    assert filesystem_broker.task_ids_waiting(tmp_path, "jobs") == {task_id}
+    assert _waiting(tmp_path, "jobs") == {task_id}
 
 
 def test_a_message_without_a_task_id_is_still_named_and_read(tmp_path: Path) -> None:
@@ -173,7 +180,7 @@ def test_a_message_without_a_task_id_is_still_named_and_read(tmp_path: Path) -> 
     with Connection("filesystem://localhost/", transport_options=options) as connection:
         queue = connection.SimpleQueue("plain")
         queue.put({"job_id": "abc"})
-        assert filesystem_broker.task_ids_waiting(queue_folder, "plain") == set()
+        assert _waiting(queue_folder, "plain") == set()
         message = queue.get(block=True, timeout=5)
         assert message.payload == {"job_id": "abc"}
         message.ack()
