@@ -72,19 +72,18 @@ def test_a_worker_with_new_credentials_releases_the_held_jobs(
     make_harness: Callable[..., Harness],
 ) -> None:
     h = make_harness(client_id="client", client_secret="new-secret")
+    # The old credentials were refused now; the fleet may ask again in 900 s.
+    _remember_refusal(h, credentials_fingerprint("client", "old-secret"), wait=900)
     held_upload = h.enqueue()
-    h.client.upload_answers.append(_refused(h))
+    h.client.upload_answers.append(_refused(h, wait=900))
     upload_job(h.rt, held_upload)
     held_poll = h.polling_job()
-    h.client.status_answers.append(_refused(h))
+    h.client.status_answers.append(_refused(h, wait=900))
     h.advance(30)
     poll_job(h.rt, held_poll)
     other = h.enqueue()
     h.update(other, not_before=h.now[0] + timedelta(hours=2))  # waits for something else
-    _remember_refusal(h, credentials_fingerprint("client", "old-secret"))
-    # The held jobs wait for the refusal's end, as the services set it.
-    h.update(held_upload, not_before=h.now[0] + timedelta(seconds=900))
-    h.update(held_poll, next_poll_at=h.now[0] + timedelta(seconds=900))
+    assert h.job(held_upload).not_before == h.job(held_poll).next_poll_at
 
     released = release_credential_holds(h.engine, h.rt.settings, h.now[0])
 
