@@ -9,11 +9,21 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-__all__ = ["make_engine", "migrate", "session_scope"]
+__all__ = [
+    "SchemaNotReady",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "migrate",
+    "require_schema",
+    "session_scope",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -58,7 +68,7 @@ def _make_sqlite_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine | None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["engine"] = engine
@@ -68,15 +78,50 @@ def alembic_config(engine: Engine) -> Config:
 MIGRATION_LOCK_ID = 0x79666D6967  # any constant; PostgreSQL advisory locks are per database
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema to `revision`; every process calls this on start.
+class SchemaNotReady(RuntimeError):
+    """The database has no yfdocs schema, or an older one than this code needs."""
 
-    On PostgreSQL an advisory lock makes workers that start together migrate one at a
+
+def head_revision() -> str:
+    """The newest migration this code knows."""
+    head = ScriptDirectory.from_config(alembic_config(None)).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at; None for a database without the schema."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def require_schema(engine: Engine) -> None:
+    """Raise `SchemaNotReady`, naming `yfdocs migrate`, unless the schema is at head.
+
+    Commands that do not migrate by themselves (everything on PostgreSQL) call this first,
+    so that an empty or old database gets one clear line instead of a traceback.
+    """
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise SchemaNotReady("the database has no yfdocs schema yet: run `yfdocs migrate`")
+    raise SchemaNotReady(
+        f"the database schema is at revision {current}, this yfdocs needs {head}: "
+        "run `yfdocs migrate`"
+    )
+
+
+def migrate(engine: Engine, revision: str = "head") -> str | None:
+    """Upgrade the schema to `revision` and return the revision reached; idempotent.
+
+    On PostgreSQL an advisory lock makes processes that start together migrate one at a
     time (the later ones find nothing to do); SQLite's BEGIN IMMEDIATE does the same.
     """
     if engine.dialect.name != "postgresql":
         command.upgrade(alembic_config(engine), revision)
-        return
+        return current_revision(engine)
     with engine.connect() as connection:
         connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")
         try:
@@ -84,6 +129,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         finally:
             connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")
             connection.commit()
+    return current_revision(engine)
 
 
 @contextmanager

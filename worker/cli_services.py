@@ -43,6 +43,24 @@ def _release_credential_holds(settings: Settings) -> None:
         click.echo(f"yfdocs: new credentials: {released} held jobs go now", err=True)
 
 
+@click.command("migrate")
+@click.pass_context
+def migrate_command(ctx: click.Context) -> None:
+    """Bring the database schema to this version's head; safe to run again and at once from
+    several hosts (PostgreSQL serialises it with an advisory lock). Prints the revision."""
+    from models import make_engine, migrate
+
+    settings = _settings(ctx)
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        revision = migrate(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"schema at revision {revision}")
+
+
 @click.command("worker")
 @click.option("--no-beat", is_flag=True, help="Do not embed the sweeper's beat (for fleets).")
 @click.option("--concurrency", type=int, default=None, help="Worker processes [max concurrency].")
@@ -139,6 +157,7 @@ def demo_command(ctx: click.Context, keep: bool, timeout: float) -> None:
 
 
 COMMANDS: list[click.Command] = [
+    migrate_command,
     worker_command,
     beat_command,
     flower_command,

@@ -99,7 +99,7 @@ def test_roles_run_the_right_commands(services: dict[str, str]) -> None:
     assert 'command: ["yfdocs", "beat"]' in services["beat"]
     assert "replicas: 1" in services["beat"], "beat runs exactly once"
     assert '"yfdocs", "flower", "--address", "0.0.0.0"' in services["flower"]
-    assert "migrate(make_engine(Settings().resolved_database_url))" in services["migrate"]
+    assert '["yfdocs", "migrate"]' in services["migrate"]
     assert 'restart: "no"' in services["migrate"], "a one-shot"
 
 
