@@ -2,8 +2,8 @@
 """Bootstrap and run yfdocs from a fresh checkout with nothing but Python 3.11+.
 
     python3 dev.py demo          # any `yfdocs` command: demo, sandbox, enqueue, status, ...
-    python3 dev.py test [ARGS]   # ruff, mypy and the whole pytest suite (ARGS go to pytest)
-    python3 dev.py lint          # ruff and mypy only
+    python3 dev.py test [ARGS]   # ruff, mypy, the import contract and the whole pytest suite
+    python3 dev.py lint          # ruff, mypy and the import contract only
 
 The first run creates `.venv` from the hash-pinned lock file; later runs reuse it and
 rebuild it only when the lock file or pyproject.toml changed.
@@ -60,6 +60,7 @@ def lint() -> None:
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "mypy")
+    _run(BIN / "lint-imports", "--no-cache")
 
 
 def main(argv: list[str]) -> None:

@@ -22,12 +22,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from config import Settings  # noqa: E402
+from intake.producer import EnqueueRequest, enqueue_document  # noqa: E402
+from intake.storage import FilesystemDocumentStore  # noqa: E402
+from messaging import QUEUE_NAME, UPLOAD_TASK  # noqa: E402
 from models import make_engine, migrate  # noqa: E402
 from tests.pdf_samples import make_pdf  # noqa: E402
-from worker.celery_app import QUEUE_NAME, UPLOAD_TASK, CeleryPublisher, create_celery_app  # noqa: E402
-from worker.producer import EnqueueRequest, enqueue_document  # noqa: E402
-from worker.settings import Settings  # noqa: E402
-from worker.storage import FilesystemDocumentStore  # noqa: E402
+from worker.celery_app import CeleryPublisher, create_celery_app  # noqa: E402
 
 BIG_BYTES = 4_000_000
 

@@ -51,9 +51,9 @@ from sandbox import (  # noqa: E402
     SandboxConfig,
     SandboxServer,
 )
+from scheduling.governor import fleet_usage  # noqa: E402
 from tests.pdf_samples import make_pdf  # noqa: E402
 from tests.plugins.worker_fixtures import SandboxProcess, ServiceUnderTest  # noqa: E402
-from worker.governor import fleet_usage  # noqa: E402
 
 # The governor spaces the moments calls may start; the sandbox measures arrivals. Between
 # the two lie process scheduling and connection set-up: an absolute margin, as in

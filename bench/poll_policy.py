@@ -4,7 +4,7 @@ No network and no clock: each ticket gets a real duration D drawn from a distrib
 policy decides when to poll, and a ticket is recorded complete at the first poll at or after
 D (the API and the broker are taken as instant). Side by side:
 
-- learned: `worker.poll_planner.PollPlan` on a model refitted every `--refit` tickets from
+- learned: `scheduling.poll_planner.PollPlan` on a model refitted every `--refit` tickets from
   the last 200 outcomes, as the worker does per tenant; measured after `--warmup` tickets
   (which start from the plain schedule, as a new tenant does);
 - naive: today's `PollSchedule` (first poll after 30 s, then x2 up to 900 s);
@@ -29,12 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from worker.poll_planner import (  # noqa: E402
+from scheduling.policy.retry import PollSchedule  # noqa: E402
+from scheduling.poll_planner import (  # noqa: E402
     DurationObservation,
     PollPlan,
     TicketDurationModel,
 )
-from worker.retry_policy import PollSchedule  # noqa: E402
 
 Sampler = Callable[[random.Random], float]
 DelayRule = Callable[[int, float], float]

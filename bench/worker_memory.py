@@ -36,8 +36,8 @@ from bench.fleet_throughput import (  # noqa: E402
     start_fleet,
     wait_terminal,
 )
+from intake.producer import EnqueueRequest, enqueue_document  # noqa: E402
 from sandbox import SandboxServer  # noqa: E402
-from worker.producer import EnqueueRequest, enqueue_document  # noqa: E402
 
 
 def _status_kib(pid: int) -> dict[str, int]:

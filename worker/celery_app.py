@@ -10,7 +10,6 @@ filesystem broker writes into the message's file name.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,48 +17,30 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
+from config import Settings
+from messaging import (
+    POLL_TASK,
+    QUEUE_NAME,
+    SWEEP_TASK,
+    TASK_QUEUE_NAMES,
+    UPLOAD_TASK,
+    PublishError,
+    job_id_of_task,
+    task_id_for_job,
+)
 from worker import filesystem_broker
-from worker.settings import Settings
 
 __all__ = [
-    "POLL_TASK",
-    "QUEUE_NAME",
-    "SWEEP_TASK",
-    "TASK_QUEUE_NAMES",
-    "UPLOAD_TASK",
     "CeleryPublisher",
-    "PublishError",
+    "broker_transport_options",
     "create_celery_app",
     "filesystem_queue_folder",
-    "job_id_of_task",
     "job_ids_waiting_in_filesystem_queue",
-    "task_id_for_job",
 ]
 
 log = logging.getLogger(__name__)
 
-UPLOAD_TASK = "yfdocs.upload_document"
-POLL_TASK = "yfdocs.poll_ticket"
-SWEEP_TASK = "yfdocs.sweep"
-QUEUE_NAME = "yfdocs"
-# Every queue the workers take tasks from; on the filesystem broker the sweeper removes any
-# other queue whose messages nobody reads.
-TASK_QUEUE_NAMES = frozenset({QUEUE_NAME})
 PUBLISH_TIMEOUT_SECONDS = 5.0
-
-
-class PublishError(Exception):
-    """The broker did not take a message; the job stays in the database for the sweeper."""
-
-
-def task_id_for_job(job_id: str) -> str:
-    """A fresh task id that names its job: every message for a job can be told apart."""
-    return f"{job_id}.{uuid.uuid4().hex[:12]}"
-
-
-def job_id_of_task(task_id: str) -> str:
-    """The job id at the start of a task id made by `task_id_for_job`."""
-    return task_id.partition(".")[0]
 
 
 def filesystem_queue_folder(settings: Settings) -> Path:
@@ -103,7 +84,10 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 
 
 def create_celery_app(settings: Settings) -> Celery:
-    """A Celery app for these settings, with the yfdocs tasks registered on it."""
+    """A Celery app for these settings: enough to publish, to run beat and to watch.
+
+    The tasks are registered by `worker.tasks.create_worker_app`, which builds on this.
+    """
     filesystem_broker.register()
     app = Celery("yfdocs", broker=settings.resolved_broker_url, set_as_current=False)
     # Tasks must always die before their lease runs out, so the sweeper never takes back
@@ -143,9 +127,6 @@ def create_celery_app(settings: Settings) -> Celery:
         },
     )
     app.yfdocs_settings = settings  # not in app.conf: Flower shows the conf
-    from worker import tasks
-
-    tasks.register(app)
     return app
 
 

@@ -7,32 +7,24 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
 from api_client import Timeouts, YouforceClient, parse_status_number_map
+from config import Settings
+from intake.storage import FilesystemDocumentStore
+from messaging import JobPublisher
 from models import make_engine, utcnow
-from worker.governor import DatabaseGovernor, governor_from_settings
-from worker.poll_planner import PollPlanner
-from worker.retry_policy import RetryPolicy
-from worker.settings import Settings
-from worker.storage import FilesystemDocumentStore
-from worker.token_cache import DatabaseTokenCache
+from scheduling.governor import DatabaseGovernor, governor_from_settings
+from scheduling.policy.retry import RetryPolicy
+from scheduling.poll_planner import PollPlanner
+from scheduling.token_cache import DatabaseTokenCache
 
-__all__ = ["JobPublisher", "MissingCredentials", "WorkerRuntime", "build_client", "process_owner"]
+__all__ = ["MissingCredentials", "WorkerRuntime", "build_client", "process_owner"]
 
 
 class MissingCredentials(RuntimeError):
     """The worker cannot call Youforce without a client id and secret."""
-
-
-class JobPublisher(Protocol):
-    """Sends a job id to the workers; raises `PublishError` when the broker refuses."""
-
-    def publish_upload(self, job_id: str, countdown: float | None = None) -> None: ...
-
-    def publish_poll(self, job_id: str, countdown: float | None = None) -> None: ...
 
 
 def process_owner() -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api_client import CredentialsRejectedError, DocumentType, TicketState, YouforceError
+from messaging import JobPublisher, PublishError
 from models import (
     TERMINAL_STATES,
     JobState,
@@ -27,10 +28,9 @@ from models import (
     record_note,
     session_scope,
 )
-from worker.celery_app import PublishError
-from worker.governor import CallDeferred
-from worker.quota_policy import upload_must_wait
-from worker.runtime import JobPublisher, WorkerRuntime
+from scheduling.governor import CallDeferred
+from scheduling.quota_policy import upload_must_wait
+from worker.runtime import WorkerRuntime
 
 __all__ = [
     "EARLY_POLL_SLACK_SECONDS",

@@ -26,6 +26,8 @@ from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from config import Settings
+from messaging import TASK_QUEUE_NAMES, PublishError
 from models import (
     TERMINAL_STATES,
     JobState,
@@ -35,8 +37,6 @@ from models import (
     session_scope,
 )
 from worker.celery_app import (
-    TASK_QUEUE_NAMES,
-    PublishError,
     broker_transport_options,
     filesystem_queue_folder,
     job_ids_waiting_in_filesystem_queue,
@@ -47,7 +47,6 @@ from worker.filesystem_broker import (
     remove_queues,
 )
 from worker.runtime import WorkerRuntime
-from worker.settings import Settings
 
 __all__ = ["SweepReport", "abandoned_queue_age", "lost_message_grace", "sweep"]
 

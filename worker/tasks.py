@@ -11,10 +11,13 @@ import os
 
 from celery import Celery
 
+from config import Settings
+from messaging import POLL_TASK, SWEEP_TASK, UPLOAD_TASK
 from worker import services, sweeper
+from worker.celery_app import CeleryPublisher, create_celery_app
 from worker.runtime import WorkerRuntime
 
-__all__ = ["register", "runtime_for"]
+__all__ = ["create_worker_app", "register", "runtime_for"]
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +29,20 @@ def runtime_for(app: Celery) -> WorkerRuntime:
     key = (os.getpid(), id(app))
     runtime = _runtimes.get(key)
     if runtime is None:
-        from worker.celery_app import CeleryPublisher
-
         runtime = WorkerRuntime.from_settings(app.yfdocs_settings, CeleryPublisher(app))
         _runtimes[key] = runtime
     return runtime
 
 
+def create_worker_app(settings: Settings) -> Celery:
+    """The Celery app a worker runs: configured for these settings, the tasks registered."""
+    app = create_celery_app(settings)
+    register(app)
+    return app
+
+
 def register(app: Celery) -> None:
     """Attach the yfdocs tasks to `app`."""
-    from worker.celery_app import POLL_TASK, SWEEP_TASK, UPLOAD_TASK
 
     @app.task(name=UPLOAD_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def upload_document(job_id: str) -> str:

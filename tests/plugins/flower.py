@@ -93,7 +93,7 @@ def running_flower(service: ServiceUnderTest) -> Iterator[FlowerProcess]:
     env.update(service.variables, YFDOCS_FLOWER_PASSWORD=password, YFDOCS_FLOWER_USER=FLOWER_USER)
     log_path = service.data_dir / "flower.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "worker", "flower", f"--port={port}"]
+    argv = [sys.executable, "-m", "yfdocs", "flower", f"--port={port}"]
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
             argv, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True

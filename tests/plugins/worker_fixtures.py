@@ -23,13 +23,13 @@ import pytest
 import requests
 from sqlmodel import Session, col, select
 
+from config import Settings
+from intake.producer import EnqueueRequest, enqueue_document
+from intake.storage import FilesystemDocumentStore
 from models import TERMINAL_STATES, JobEvent, UploadJob, make_engine, migrate
 from sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, SandboxServer
 from worker.celery_app import CeleryPublisher, create_celery_app
-from worker.producer import EnqueueRequest, enqueue_document
-from worker.sample_documents import render_text_pdf
-from worker.settings import Settings
-from worker.storage import FilesystemDocumentStore
+from yfdocs.sample_documents import render_text_pdf
 
 BROKER_ENV = {"redis": "YFDOCS_TEST_REDIS_URL", "amqp": "YFDOCS_TEST_AMQP_URL"}
 
@@ -126,7 +126,7 @@ class ServiceUnderTest:
         env.update(self.variables)
         index = len(self.workers)
         log_path = self.data_dir / f"worker-{index}.log"
-        argv = [sys.executable, "-m", "worker", "worker", f"--concurrency={concurrency}"]
+        argv = [sys.executable, "-m", "yfdocs", "worker", f"--concurrency={concurrency}"]
         argv += ["--loglevel=INFO", f"--hostname=test-{index}-{os.getpid()}@%h"]
         if not beat:
             argv.append("--no-beat")

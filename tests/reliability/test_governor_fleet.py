@@ -15,8 +15,8 @@ import requests
 from sqlmodel import Session, col, select
 
 from models import ApiCall
+from scheduling.governor import fleet_usage
 from tests.plugins.worker_fixtures import ServiceUnderTest
-from worker.governor import fleet_usage
 
 TIME_SCALE = 5.0
 SANDBOX_INTERVAL = 0.6 / TIME_SCALE

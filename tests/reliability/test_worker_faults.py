@@ -203,7 +203,7 @@ def test_yfdocs_retry_sends_a_failed_job_again(service: ServiceUnderTest) -> Non
 
     env = {**service.variables}
     answer = subprocess.run(
-        [sys.executable, "-m", "worker", "retry", job_id],
+        [sys.executable, "-m", "yfdocs", "retry", job_id],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -221,7 +221,7 @@ def test_yfdocs_retry_sends_a_failed_job_again(service: ServiceUnderTest) -> Non
     assert ("failed", "queued") in changes
 
     again = subprocess.run(
-        [sys.executable, "-m", "worker", "retry", job_id],
+        [sys.executable, "-m", "yfdocs", "retry", job_id],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -25,7 +25,7 @@ def _fleet_json(service: ServiceUnderTest) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("YFDOCS_")}
     env.update(service.variables)
     completed = subprocess.run(
-        [sys.executable, "-m", "worker", "status", "--fleet", "--json"],
+        [sys.executable, "-m", "yfdocs", "status", "--fleet", "--json"],
         env=env,
         capture_output=True,
         text=True,

@@ -15,12 +15,12 @@ from urllib.parse import quote
 import pytest
 from sqlmodel import Session, select
 
+from messaging import POLL_TASK, UPLOAD_TASK
 from models import TokenCacheEntry
 from sandbox import DEFAULT_CLIENT_SECRET
 from tests.plugins.browser import HeadlessChromium, chromium_path
 from tests.plugins.flower import FlowerProcess, running_flower
 from tests.plugins.worker_fixtures import ServiceUnderTest
-from worker.celery_app import POLL_TASK, UPLOAD_TASK
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

@@ -18,15 +18,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api_client import DocumentType, TicketStatus, UploadReceipt
+from config import Settings
+from intake.producer import EnqueueRequest, enqueue_document
+from intake.storage import FilesystemDocumentStore
 from models import JobEvent, Priority, UploadJob, make_engine, migrate
+from scheduling.policy.retry import PollSchedule, RetryPolicy
+from scheduling.poll_planner import PollPlan, PollPlanner
+from tests.fake_publisher import FakePublisher
 from tests.pdf_samples import make_pdf
-from worker.celery_app import PublishError
-from worker.poll_planner import PollPlan, PollPlanner
-from worker.producer import EnqueueRequest, enqueue_document
-from worker.retry_policy import PollSchedule, RetryPolicy
 from worker.runtime import WorkerRuntime
-from worker.settings import Settings
-from worker.storage import FilesystemDocumentStore
 
 TENANT = "4028868"
 OWNER = "unit-host:1"
@@ -95,36 +95,6 @@ def _play(answer: Answer) -> Any:
     if callable(answer):
         return answer()
     return answer
-
-
-@dataclass
-class FakePublisher:
-    """Records (task, job id, countdown); refuses every call while `down` is set."""
-
-    down: bool = False
-    fail_after: int | None = None  # accept this many calls, then refuse
-    sent: list[tuple[str, str, float | None]] = field(default_factory=list)
-    refused: int = 0
-
-    def _send(self, kind: str, job_id: str, countdown: float | None) -> None:
-        if self.down or (self.fail_after is not None and len(self.sent) >= self.fail_after):
-            self.refused += 1
-            raise PublishError(f"broker down (fake): {kind} {job_id}")
-        self.sent.append((kind, job_id, countdown))
-
-    def publish_upload(self, job_id: str, countdown: float | None = None) -> None:
-        self._send("upload", job_id, countdown)
-
-    def publish_poll(self, job_id: str, countdown: float | None = None) -> None:
-        self._send("poll", job_id, countdown)
-
-    def of(self, kind: str) -> list[tuple[str, float | None]]:
-        return [
-            (job_id, countdown) for sent_kind, job_id, countdown in self.sent if sent_kind == kind
-        ]
-
-    def clear(self) -> None:
-        self.sent.clear()
 
 
 def receipt(ticket_id: str = "tkt-0001", correlation_id: str | None = "corr-up-1") -> UploadReceipt:

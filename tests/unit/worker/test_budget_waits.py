@@ -9,11 +9,11 @@ from datetime import timedelta
 from rich.console import Console
 
 from models import ApiCall, JobState, Priority, session_scope
+from scheduling.governor import QuotaExhausted, SlotWaitTimeout, governor_from_settings
+from scheduling.quota_policy import upload_must_wait
 from tests.unit.worker.conftest import Harness, receipt, status
-from worker.fleet_view import fleet_summary, render_fleet
-from worker.governor import QuotaExhausted, SlotWaitTimeout, governor_from_settings
-from worker.quota_policy import upload_must_wait
 from worker.services import poll_job, upload_job
+from yfdocs.fleet_view import fleet_summary, render_fleet
 
 
 def _spend_calls(h: Harness, count: int) -> None:

@@ -10,11 +10,11 @@ from rich.console import Console
 
 from api_client import CredentialsRejectedError, TokenRefusal, credentials_fingerprint
 from models import JobState
+from scheduling.credentials import release_credential_holds
+from scheduling.token_cache import DatabaseTokenCache
 from tests.unit.worker.conftest import Harness, receipt
-from worker.credentials import release_credential_holds
-from worker.fleet_view import fleet_summary, render_fleet
 from worker.services import poll_job, upload_job
-from worker.token_cache import DatabaseTokenCache
+from yfdocs.fleet_view import fleet_summary, render_fleet
 
 KEY = "https://login.test/connect/token|client|4028868"
 

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from api_client import ServerError
+from intake.producer import EnqueueRequest, enqueue_document
+from intake.storage import FilesystemDocumentStore
 from models import JobState
 from tests.pdf_samples import make_pdf
 from tests.unit.worker.conftest import Harness, receipt, status
-from worker.producer import EnqueueRequest, enqueue_document
 from worker.services import poll_job, upload_job
-from worker.storage import FilesystemDocumentStore
 from worker.sweeper import sweep
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from api_client import BadRequestError
+from config import Settings
 from models import JobState, Priority
 from tests.pdf_samples import make_pdf
 from tests.unit.worker.conftest import OWNER, Harness, receipt, status
@@ -23,7 +24,6 @@ from worker.celery_app import (
     job_ids_waiting_in_filesystem_queue,
 )
 from worker.services import poll_job, upload_job
-from worker.settings import Settings
 from worker.sweeper import SweepReport, abandoned_queue_age, lost_message_grace, sweep
 
 DAY = 86400.0

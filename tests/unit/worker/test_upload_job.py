@@ -18,8 +18,8 @@ from api_client import (
     YouforceError,
 )
 from models import JobState
+from scheduling.policy.retry import RetryPolicy
 from tests.unit.worker.conftest import OWNER, TENANT, Harness, receipt
-from worker.retry_policy import RetryPolicy
 from worker.runtime import WorkerRuntime
 from worker.services import upload_job
 from worker.sweeper import sweep

@@ -1,0 +1,304 @@
+"""The one way a document becomes a job: validate -> store -> insert -> commit -> publish.
+
+Every producer (the CLI, the library, backfill, the HTTP intake, the demo) calls
+`enqueue_document`, so every job obeys the same rules:
+
+- nothing is stored or inserted for input that is refused (`EnqueueRejected`);
+- the same document enqueued twice is one job, even when two producers race: the
+  idempotency key is unique in the database, and the loser of the race reads the winner;
+- the message is published only after the commit (the outbox rule). If the broker is
+  down the job stays `queued` with `published_at` NULL and the sweeper publishes it later;
+  the producer still answers "accepted".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from api_client import DocumentType
+from config import Settings
+from intake.storage import DocumentStore
+from intake.validation import (
+    EnqueueRejected,
+    ValidationError,
+    check_pdf,
+    default_description,
+    read_document,
+    sanitise_file_name,
+    validate_caller_key,
+    validate_description,
+    validate_document_type,
+    validate_person_code,
+    validate_tenant_id,
+    validate_valid_from,
+)
+from messaging import JobPublisher, PublishError
+from models import Priority, UploadJob, record_created, session_scope, utcnow
+
+__all__ = [
+    "SOURCES",
+    "EnqueueRejected",
+    "EnqueueRequest",
+    "EnqueueResult",
+    "IdempotencyConflict",
+    "PublishError",
+    "ValidatedDocument",
+    "ValidationError",
+    "derived_idempotency_key",
+    "enqueue_document",
+    "publish_job",
+    "validate_request",
+]
+
+log = logging.getLogger(__name__)
+
+SOURCES = frozenset({"cli", "library", "backfill", "intake", "demo"})
+DEFAULT_FILE_NAME = "document.pdf"
+
+
+class IdempotencyConflict(EnqueueRejected):
+    """The idempotency key already names a job for another person, type or PDF."""
+
+    def __init__(self, key: str, existing_job_id: str, differences: list[str]) -> None:
+        super().__init__(
+            "key",
+            f"idempotency key {key!r} is already used by job {existing_job_id} "
+            f"for a different {', '.join(differences)}",
+        )
+        self.key = key
+        self.existing_job_id = existing_job_id
+        self.differences = differences
+
+
+@dataclass(frozen=True)
+class EnqueueRequest:
+    """What a producer hands in. `document` is the PDF's bytes or a path to it.
+
+    `description` None means "derive one" (`<Type>: <file name>`); `tenant_id` None means
+    the settings' tenant; `idempotency_key` None means the key derived from the content.
+    """
+
+    document: bytes | Path
+    person_code: str
+    document_type: str | DocumentType
+    description: str | None = None
+    valid_from: str | date | None = None
+    tenant_id: str | None = None
+    idempotency_key: str | None = None
+    file_name: str | None = None
+    priority: Priority = Priority.LIVE
+    source: str = "library"
+
+
+@dataclass(frozen=True)
+class ValidatedDocument:
+    """An accepted request: every value checked and normalised, the PDF's bytes in hand."""
+
+    content: bytes
+    sha256: str
+    size_bytes: int
+    tenant_id: str
+    person_code: str
+    document_type: DocumentType
+    description: str
+    valid_from: date | None
+    file_name: str
+    original_file_name: str
+    idempotency_key: str
+    caller_key: str | None
+    priority: Priority
+    source: str
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    """The job, and whether this call created it (False: it was already there)."""
+
+    job: UploadJob
+    created: bool
+
+    @property
+    def published(self) -> bool:
+        return self.job.published_at is not None
+
+
+def derived_idempotency_key(
+    tenant_id: str, person_code: str, document_type: DocumentType, sha256: str
+) -> str:
+    """The key of "this PDF, for this person, in this folder": enqueuing it again is a no-op."""
+    material = "\x1f".join((tenant_id, person_code, document_type.value, sha256))
+    return "derived:" + hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def _caller_key(tenant_id: str, key: str) -> str:
+    # Two tenants' LMSs may number their events alike; a key is unique within its tenant.
+    return f"caller:{tenant_id}:{key}"
+
+
+def validate_request(request: EnqueueRequest, settings: Settings) -> ValidatedDocument:
+    """Check everything, cheapest first, and raise the first `EnqueueRejected` found."""
+    if request.source not in SOURCES:
+        raise ValueError(f"unknown source {request.source!r}; one of {sorted(SOURCES)}")
+    tenant_id = validate_tenant_id(
+        request.tenant_id if request.tenant_id is not None else settings.tenant_id
+    )
+    person_code = validate_person_code(request.person_code)
+    document_type = validate_document_type(request.document_type)
+    valid_from = validate_valid_from(request.valid_from)
+    caller_key = (
+        validate_caller_key(request.idempotency_key)
+        if request.idempotency_key is not None
+        else None
+    )
+    if isinstance(request.document, bytes):
+        content = request.document
+        given_name = request.file_name or DEFAULT_FILE_NAME
+    else:
+        content = read_document(Path(request.document), settings.max_file_bytes)
+        given_name = request.file_name or Path(request.document).name
+    name = sanitise_file_name(given_name)
+    description = validate_description(
+        request.description
+        if request.description is not None
+        else default_description(document_type, name.file_name)
+    )
+    facts = check_pdf(content, settings.max_file_bytes)
+    key = (
+        _caller_key(tenant_id, caller_key)
+        if caller_key is not None
+        else derived_idempotency_key(tenant_id, person_code, document_type, facts.sha256)
+    )
+    return ValidatedDocument(
+        content=content,
+        sha256=facts.sha256,
+        size_bytes=facts.size_bytes,
+        tenant_id=tenant_id,
+        person_code=person_code,
+        document_type=document_type,
+        description=description,
+        valid_from=valid_from,
+        file_name=name.file_name,
+        original_file_name=name.original_file_name,
+        idempotency_key=key,
+        caller_key=caller_key,
+        priority=Priority(request.priority),
+        source=request.source,
+    )
+
+
+def _differences(job: UploadJob, document: ValidatedDocument) -> list[str]:
+    differences = []
+    if job.tenant_id != document.tenant_id:
+        differences.append("tenant")
+    if job.person_code != document.person_code:
+        differences.append("personCode")
+    if job.document_type != document.document_type.value:
+        differences.append("document type")
+    if job.sha256 != document.sha256:
+        differences.append("PDF")
+    return differences
+
+
+def _existing(engine: Engine, document: ValidatedDocument) -> UploadJob | None:
+    """The job already holding this key, if it is the same document; else a conflict."""
+    with Session(engine, expire_on_commit=False) as session:
+        job = session.exec(
+            select(UploadJob).where(col(UploadJob.idempotency_key) == document.idempotency_key)
+        ).first()
+    if job is None:
+        return None
+    differences = _differences(job, document)
+    if differences:
+        shown_key = document.caller_key or document.idempotency_key
+        raise IdempotencyConflict(shown_key, job.id, differences)
+    return job
+
+
+def enqueue_document(
+    request: EnqueueRequest,
+    *,
+    engine: Engine,
+    store: DocumentStore,
+    publisher: JobPublisher,
+    settings: Settings,
+) -> EnqueueResult:
+    """Turn a request into a queued job, or return the job it already is.
+
+    Raises `EnqueueRejected` (with nothing stored) for refused input, including
+    `IdempotencyConflict`. Never raises because the broker is down.
+    """
+    document = validate_request(request, settings)
+    existing = _existing(engine, document)
+    if existing is not None:
+        return EnqueueResult(job=existing, created=False)
+
+    storage_key = store.put(document.content)
+    now = utcnow()
+    job = UploadJob(
+        tenant_id=document.tenant_id,
+        person_code=document.person_code,
+        document_type=document.document_type.value,
+        description=document.description,
+        valid_from=document.valid_from,
+        file_name=document.file_name,
+        original_file_name=document.original_file_name,
+        size_bytes=document.size_bytes,
+        sha256=document.sha256,
+        storage_key=storage_key,
+        source=document.source,
+        priority=int(document.priority),
+        idempotency_key=document.idempotency_key,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session_scope(engine) as session:
+            session.add(job)
+            session.flush()  # the job row first: the event's foreign key points at it
+            record_created(session, job, reason=f"enqueued by {document.source}", now=now)
+    except IntegrityError:
+        # Another producer inserted the same key between our look-up and our insert.
+        winner = _existing(engine, document)
+        if winner is None:
+            raise
+        return EnqueueResult(job=winner, created=False)
+    if not store.exists(storage_key):
+        # Retention removed a file with these bytes between our put and our commit (it
+        # could not yet see this job). Now that the row exists it will not do so again.
+        store.put(document.content)
+
+    publish_job(job, engine=engine, publisher=publisher)
+    return EnqueueResult(job=job, created=True)
+
+
+def publish_job(job: UploadJob, *, engine: Engine, publisher: JobPublisher) -> bool:
+    """Publish the job's id and record when; False (job left for the sweeper) if refused.
+
+    Shared with the sweeper's "publish queued jobs without a message" pass.
+    """
+    try:
+        publisher.publish_upload(job.id)
+    except PublishError as exc:
+        log.warning(
+            "job %s stays queued: the broker did not take its message (%s); "
+            "the sweeper will publish it",
+            job.id,
+            exc,
+        )
+        return False
+    published_at = utcnow()
+    with session_scope(engine) as session:
+        session.execute(
+            update(UploadJob).where(col(UploadJob.id) == job.id).values(published_at=published_at)
+        )
+    job.published_at = published_at
+    return True

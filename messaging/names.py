@@ -1,0 +1,36 @@
+"""The names tasks and queues go by, and the task ids that name their job.
+
+Task names are a public interface: Flower shows them and operators search by them.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+__all__ = [
+    "POLL_TASK",
+    "QUEUE_NAME",
+    "SWEEP_TASK",
+    "TASK_QUEUE_NAMES",
+    "UPLOAD_TASK",
+    "job_id_of_task",
+    "task_id_for_job",
+]
+
+UPLOAD_TASK = "yfdocs.upload_document"
+POLL_TASK = "yfdocs.poll_ticket"
+SWEEP_TASK = "yfdocs.sweep"
+QUEUE_NAME = "yfdocs"
+# Every queue the workers take tasks from; on the filesystem broker the sweeper removes any
+# other queue whose messages nobody reads.
+TASK_QUEUE_NAMES = frozenset({QUEUE_NAME})
+
+
+def task_id_for_job(job_id: str) -> str:
+    """A fresh task id that names its job: every message for a job can be told apart."""
+    return f"{job_id}.{uuid.uuid4().hex[:12]}"
+
+
+def job_id_of_task(task_id: str) -> str:
+    """The job id at the start of a task id made by `task_id_for_job`."""
+    return task_id.partition(".")[0]

@@ -1,0 +1,64 @@
+"""The service's one error tree, and what each branch means for a job.
+
+Every exception yfdocs raises on purpose derives from `YfdocsError` and carries the
+`Decision` the service takes when it meets it: the step runner (`worker.step_runner`) turns
+it into a change of the job, the CLI into an exit status, the HTTP intake into a status
+code. The classes live in the room that raises them; the whole tree is drawn here.
+
+    YfdocsError                       decision   where
+    ├── EnqueueRejected               refuse     intake.validation (field, message)
+    │   ├── ValidationError                      (InvalidPdf, FileTooLarge, InvalidPersonCode, ...)
+    │   └── IdempotencyConflict                  intake.producer
+    ├── JobNotRetryable               refuse     intake.producer (`yfdocs retry` of a live job)
+    ├── SchemaNotReady                refuse     models.db (run `yfdocs migrate`)
+    ├── MissingCredentials            refuse     worker.runtime (no client id or secret)
+    ├── CallDeferred                  defer      scheduling.governor (.until: no attempt spent)
+    │   ├── QuotaExhausted                       the day's API calls are spent
+    │   ├── TokenBudgetExhausted                 the month's token requests are spent
+    │   ├── SlotWaitTimeout                      no call slot within the wait budget
+    │   └── TokenWaitTimeout                     scheduling.token_cache: another process fetches
+    ├── DocumentUnavailable           fail       intake.storage (the stored PDF cannot be read)
+    │   └── StorageKeyError                      a key the store never handed out
+    └── PublishError                  release    messaging (the broker refused: the job stays
+                                                 in the database for the sweeper)
+
+Exceptions from outside the tree get their decision from the step runner's table:
+
+    api_client.YouforceError          retry when `.retryable` (honouring Retry-After), else fail
+    api_client.CredentialsRejectedError
+                                      defer until the fleet may ask the token endpoint again
+    anything else                     release: the lease goes back at once with the true
+                                      reason (a database error, a time limit, a bug)
+
+Decisions, as data (`Decision`):
+- refuse: the caller's input is refused; nothing was stored (exit 2, an HTTP 4xx);
+- retry: a transient failure; the job tries again after a backoff, and it counts as an attempt;
+- defer: not the job's turn (a budget, a limit, a refusal of the app's credentials); it waits
+  until a given time and no attempt is spent;
+- fail: permanent; the job ends `failed` with the reason;
+- release: the step stopped for a reason of the service's own; the job's lease is given back
+  at once, so that nothing waits for the lease to run out.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+__all__ = ["Decision", "YfdocsError"]
+
+
+class Decision(StrEnum):
+    """What the service does with a job, or a caller, when it meets an error."""
+
+    REFUSE = "refuse"
+    RETRY = "retry"
+    DEFER = "defer"
+    FAIL = "fail"
+    RELEASE = "release"
+
+
+class YfdocsError(Exception):
+    """The root of every error yfdocs raises on purpose; `decision` says what follows."""
+
+    decision: ClassVar[Decision] = Decision.RELEASE

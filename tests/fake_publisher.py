@@ -1,0 +1,56 @@
+"""One fake `messaging.JobPublisher` for every unit test: records what was sent, and refuses
+like a dead broker when told to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from messaging import PublishError
+
+__all__ = ["FakePublisher"]
+
+
+@dataclass
+class FakePublisher:
+    """Records (task, job id, countdown). Refuses every call while `down` is set, the first
+    `failures` calls, or every call after the first `fail_after` accepted ones."""
+
+    down: bool = False
+    failures: int = 0
+    fail_after: int | None = None
+    sent: list[tuple[str, str, float | None]] = field(default_factory=list)
+    refused: int = 0
+
+    def _send(self, kind: str, job_id: str, countdown: float | None) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            self.refused += 1
+            raise PublishError(f"broker down (fake): {kind} {job_id}")
+        if self.down or (self.fail_after is not None and len(self.sent) >= self.fail_after):
+            self.refused += 1
+            raise PublishError(f"broker down (fake): {kind} {job_id}")
+        self.sent.append((kind, job_id, countdown))
+
+    def publish_upload(self, job_id: str, countdown: float | None = None) -> None:
+        self._send("upload", job_id, countdown)
+
+    def publish_poll(self, job_id: str, countdown: float | None = None) -> None:
+        self._send("poll", job_id, countdown)
+
+    @property
+    def calls(self) -> int:
+        """Every call, accepted or refused."""
+        return len(self.sent) + self.refused
+
+    @property
+    def published(self) -> list[str]:
+        """The job ids of the uploads the broker took, in order."""
+        return [job_id for kind, job_id, _ in self.sent if kind == "upload"]
+
+    def of(self, kind: str) -> list[tuple[str, float | None]]:
+        return [
+            (job_id, countdown) for sent_kind, job_id, countdown in self.sent if sent_kind == kind
+        ]
+
+    def clear(self) -> None:
+        self.sent.clear()

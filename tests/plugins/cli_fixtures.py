@@ -1,0 +1,92 @@
+"""Run the real `yfdocs` command against a data dir in tmp and each kind of database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+REPO = Path(__file__).resolve().parents[2]
+YFDOCS = str(Path(sys.executable).with_name("yfdocs"))
+TENANT = "4028868"
+DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """The test's environment minus any YFDOCS_ setting of the developer's shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YFDOCS_")}
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Cli:
+    """`yfdocs` with this test's data dir and database."""
+
+    data_dir: Path
+    database_url: str
+    engine: Engine
+    cwd: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        settings = {
+            "YFDOCS_DATA_DIR": str(self.data_dir),
+            "YFDOCS_DATABASE_URL": self.database_url,
+            "YFDOCS_TENANT_ID": TENANT,
+        }
+        return clean_environment(**{**settings, **extra})
+
+    def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [YFDOCS, *args],
+            cwd=self.cwd,
+            env=self.env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def json(self, *args: str, **extra: str) -> Any:
+        result = self.run(*args, "--json", **extra)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "documents"
+
+    def stored_pdfs(self) -> list[Path]:
+        return sorted(self.store_dir.rglob("*.pdf")) if self.store_dir.exists() else []
+
+
+@pytest.fixture
+def cli(tmp_path: Path, database_url: str, db_engine: Engine) -> Cli:
+    work = tmp_path / "work"
+    work.mkdir()
+    return Cli(data_dir=tmp_path / "data", database_url=database_url, engine=db_engine, cwd=work)
+
+
+@pytest.fixture
+def python_script() -> Callable[..., subprocess.Popen[str]]:
+    """Start `python -c CODE ARGS...` with the repository importable."""
+
+    def start(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            env=env or clean_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    return start

@@ -1,0 +1,288 @@
+"""enqueue_document: nothing stored on refusal, idempotent, and publishing after commit."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, col, select
+
+from intake.producer import (
+    EnqueueRequest,
+    IdempotencyConflict,
+    derived_idempotency_key,
+    enqueue_document,
+    publish_job,
+)
+from intake.validation import EnqueueRejected
+from models import JobEvent, JobState, Priority, UploadJob
+from tests.fake_publisher import FakePublisher
+from tests.pdf_samples import make_encrypted_pdf, make_pdf
+from tests.plugins.producer_fixtures import TENANT, Producer
+from tests.unit.intake.test_validation import png_bytes
+
+
+def request(document: bytes | Path, **overrides: object) -> EnqueueRequest:
+    values: dict[str, object] = {
+        "document": document,
+        "person_code": "P123",
+        "document_type": "diploma",
+    }
+    values.update(overrides)
+    return EnqueueRequest(**values)  # type: ignore[arg-type]
+
+
+def test_enqueue_stores_inserts_and_publishes(producer: Producer, tmp_path: Path) -> None:
+    source = tmp_path / "First aid (2024).pdf"
+    data = make_pdf(source, text="first aid")
+    result = producer.enqueue(
+        request(source, description="First aid", valid_from="2024-05-01", source="cli")
+    )
+    job = result.job
+    assert result.created
+    assert result.published
+    assert job.state == JobState.QUEUED.value
+    assert job.tenant_id == TENANT
+    assert job.file_name == "First aid (2024).pdf"
+    assert job.valid_from == date(2024, 5, 1)
+    assert job.size_bytes == len(data)
+    assert job.priority == Priority.LIVE
+    assert job.source == "cli"
+    assert producer.publisher.published == [job.id]
+    assert producer.store.path(job.storage_key).read_bytes() == data
+    with Session(producer.engine) as session:
+        stored = session.get(UploadJob, job.id)
+        assert stored is not None
+        assert stored.published_at is not None
+        events = session.exec(select(JobEvent).where(col(JobEvent.job_id) == job.id)).all()
+    assert [(e.from_state, e.to_state) for e in events] == [(None, "queued")]
+
+
+def test_default_description_and_sanitised_name(producer: Producer) -> None:
+    result = producer.enqueue(request(make_pdf(text="x"), file_name="Diplôma Jan?.pdf"))
+    assert result.job.file_name == "Diploma Jan_.pdf"
+    assert result.job.original_file_name == "Diplôma Jan?.pdf"
+    assert result.job.description == "Diploma: Diploma Jan_"
+
+
+BAD_INPUTS: list[tuple[str, dict[str, object], str]] = [
+    ("not-a-pdf", {"document": b"hello world"}, "not a PDF"),
+    ("png-renamed", {"document": png_bytes(), "file_name": "photo.pdf"}, "not a PDF"),
+    ("truncated", {"document": make_pdf(text="t")[:300]}, r"truncated|damaged"),
+    ("encrypted", {"document": make_encrypted_pdf()}, "encrypted"),
+    ("empty", {"document": b""}, "the file is empty"),
+    ("unknown-type", {"document_type": "passport"}, "unknown document type 'passport'"),
+    ("bad-date-feb-30", {"valid_from": "2024-02-30"}, "no such calendar date"),
+    ("bad-date-month-13", {"valid_from": "2024-13-01"}, "no such calendar date"),
+    ("bad-date-word", {"valid_from": "yesterday"}, "expected a date as YYYY-MM-DD"),
+    ("person-dotdot", {"person_code": "../x"}, "invalid personCode '../x'"),
+    ("person-slash", {"person_code": "a/b"}, "invalid personCode 'a/b'"),
+    ("person-query", {"person_code": "a?b"}, "invalid personCode 'a\\?b'"),
+    ("person-hash", {"person_code": "a#b"}, "invalid personCode 'a#b'"),
+    ("person-encoded", {"person_code": "%2e"}, "invalid personCode '%2e'"),
+    ("empty-description", {"description": "  "}, "the description is empty"),
+    ("long-description", {"description": "d" * 256}, "at most 255"),
+    ("bad-tenant", {"tenant_id": "12/34"}, "invalid tenant id"),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [pytest.param(o, m, id=i) for i, o, m in BAD_INPUTS],
+)
+def test_refused_input_stores_nothing(
+    producer: Producer, overrides: dict[str, object], message: str
+) -> None:
+    values: dict[str, object] = {"document": make_pdf(text="good")}
+    values.update(overrides)
+    document = values.pop("document")
+    assert isinstance(document, bytes)
+    with pytest.raises(EnqueueRejected, match=message):
+        producer.enqueue(request(document, **values))
+    assert producer.stored_files() == []
+    assert producer.job_count() == 0
+    assert producer.event_count() == 0
+    assert producer.publisher.calls == 0
+
+
+def test_one_byte_over_the_limit_stores_nothing(producer: Producer, tmp_path: Path) -> None:
+    source = tmp_path / "big.pdf"
+    make_pdf(source, pad_to=4_000_001, text="big")
+    with pytest.raises(EnqueueRejected, match="4,000,001 bytes"):
+        producer.enqueue(request(source))
+    assert producer.stored_files() == []
+    assert producer.job_count() == 0
+
+
+def test_exactly_the_limit_is_enqueued(producer: Producer, tmp_path: Path) -> None:
+    source = tmp_path / "limit.pdf"
+    make_pdf(source, pad_to=4_000_000, text="limit")
+    assert producer.enqueue(request(source)).job.size_bytes == 4_000_000
+
+
+def test_missing_tenant_is_refused(producer: Producer) -> None:
+    producer.settings.tenant_id = None
+    with pytest.raises(EnqueueRejected, match="no tenant id"):
+        producer.enqueue(request(make_pdf(text="t")))
+    assert producer.job_count() == 0
+
+
+def test_same_document_twice_is_one_job(producer: Producer) -> None:
+    data = make_pdf(text="twice")
+    first = producer.enqueue(request(data))
+    second = producer.enqueue(request(data, document_type="DIPLOMA", description="other words"))
+    assert first.created
+    assert not second.created
+    assert second.job.id == first.job.id
+    assert producer.job_count() == 1
+    assert producer.publisher.published == [first.job.id]
+    assert len(producer.stored_files()) == 1
+
+
+def test_derived_key_separates_person_type_and_tenant(producer: Producer) -> None:
+    data = make_pdf(text="shared")
+    ids = {
+        producer.enqueue(request(data)).job.id,
+        producer.enqueue(request(data, person_code="P999")).job.id,
+        producer.enqueue(request(data, document_type="certificate")).job.id,
+        producer.enqueue(request(data, tenant_id="123")).job.id,
+    }
+    assert len(ids) == 4
+    assert len(producer.stored_files()) == 1  # one copy of the bytes for all four
+
+
+def test_caller_key_makes_it_the_same_job(producer: Producer) -> None:
+    data = make_pdf(text="keyed")
+    first = producer.enqueue(request(data, idempotency_key="lms-event-7"))
+    again = producer.enqueue(request(data, idempotency_key="lms-event-7"))
+    assert again.job.id == first.job.id
+    assert not again.created
+    other = producer.enqueue(request(data, idempotency_key="lms-event-8"))
+    assert other.created
+    assert first.job.idempotency_key == f"caller:{TENANT}:lms-event-7"
+
+
+def test_same_key_other_content_is_a_conflict(producer: Producer) -> None:
+    first = producer.enqueue(request(make_pdf(text="one"), idempotency_key="evt-1"))
+    with pytest.raises(IdempotencyConflict, match="'evt-1' is already used by job") as info:
+        producer.enqueue(request(make_pdf(text="two"), idempotency_key="evt-1"))
+    assert info.value.existing_job_id == first.job.id
+    assert info.value.differences == ["PDF"]
+    with pytest.raises(IdempotencyConflict, match="personCode"):
+        producer.enqueue(request(make_pdf(text="one"), idempotency_key="evt-1", person_code="Q"))
+    assert producer.job_count() == 1
+    assert len(producer.stored_files()) == 1
+
+
+def test_threads_racing_on_one_document_make_one_job(producer: Producer) -> None:
+    data = make_pdf(text="race")
+    barrier = threading.Barrier(6)
+    results: list[tuple[str, bool]] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            result = producer.enqueue(request(data))
+            results.append((result.job.id, result.created))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len({job_id for job_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert producer.job_count() == 1
+
+
+def test_lost_race_reads_the_winner(producer: Producer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The look-up misses, the insert hits the unique key: the winner is returned."""
+    data = make_pdf(text="late")
+    winner = producer.enqueue(request(data))
+    import intake.producer as module
+
+    real_existing = module._existing
+    calls = {"n": 0}
+
+    def first_lookup_misses(engine: object, document: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return None
+        return real_existing(engine, document)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "_existing", first_lookup_misses)
+    loser = producer.enqueue(request(data))
+    assert calls["n"] == 2
+    assert not loser.created
+    assert loser.job.id == winner.job.id
+    assert producer.job_count() == 1
+
+
+def test_broker_down_leaves_the_job_queued_then_republish_works(producer: Producer) -> None:
+    producer.publisher.failures = 1
+    result = producer.enqueue(request(make_pdf(text="outbox")))
+    assert result.created
+    assert not result.published
+    with Session(producer.engine) as session:
+        stored = session.get(UploadJob, result.job.id)
+        assert stored is not None
+        assert stored.state == JobState.QUEUED.value
+        assert stored.published_at is None
+    assert producer.publisher.published == []
+
+    assert publish_job(result.job, engine=producer.engine, publisher=producer.publisher)
+    assert producer.publisher.published == [result.job.id]
+    with Session(producer.engine) as session:
+        stored = session.get(UploadJob, result.job.id)
+        assert stored is not None
+        assert stored.published_at is not None
+
+
+def test_publish_happens_after_commit(producer: Producer) -> None:
+    seen: list[str | None] = []
+
+    class CheckingPublisher(FakePublisher):
+        def publish_upload(self, job_id: str) -> None:
+            with Session(producer.engine) as session:
+                job = session.get(UploadJob, job_id)
+                seen.append(job.state if job is not None else None)
+            super().publish_upload(job_id)
+
+    publisher = CheckingPublisher()
+    enqueue_document(
+        request(make_pdf(text="after commit")),
+        engine=producer.engine,
+        store=producer.store,
+        publisher=publisher,
+        settings=producer.settings,
+    )
+    assert seen == ["queued"]
+
+
+def test_backfill_priority_and_source(producer: Producer) -> None:
+    result = producer.enqueue(
+        request(make_pdf(text="old"), priority=Priority.BACKFILL, source="backfill")
+    )
+    assert result.job.priority == Priority.BACKFILL
+    assert result.job.source == "backfill"
+
+
+def test_unknown_source_is_a_programming_error(producer: Producer) -> None:
+    with pytest.raises(ValueError, match="unknown source"):
+        producer.enqueue(request(make_pdf(text="s"), source="fax"))
+
+
+def test_derived_key_is_stable() -> None:
+    from api_client import DocumentType
+
+    key = derived_idempotency_key("1", "P", DocumentType.DIPLOMA, "a" * 64)
+    assert key == derived_idempotency_key("1", "P", DocumentType.DIPLOMA, "a" * 64)
+    assert key != derived_idempotency_key("1", "P", DocumentType.CERTIFICATE, "a" * 64)
+    assert key.startswith("derived:")
+    assert len(key) <= 255

@@ -1,0 +1,138 @@
+"""PollPlanner against a real SQLite database: the loader, per-tenant models and the cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from models import JobState, UploadJob, make_engine, migrate, session_scope
+from scheduling.poll_planner import DurationObservation, PollPlanner, load_observations
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'planner.sqlite3'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def add_job(
+    engine: Engine,
+    tenant: str,
+    *,
+    n: int,
+    uploaded: datetime,
+    still_after: list[float],
+    done_after: float | None,
+    state: JobState = JobState.COMPLETE,
+) -> None:
+    """A job as poll_job leaves it: last seen in progress at max(still_after), done after."""
+    job = UploadJob(
+        tenant_id=tenant,
+        person_code="P1",
+        document_type="diploma",
+        description="d",
+        file_name="d.pdf",
+        original_file_name="d.pdf",
+        size_bytes=1,
+        sha256="0" * 64,
+        storage_key="k",
+        idempotency_key=f"{tenant}-{n}",
+        state=state.value,
+        uploaded_at=uploaded,
+        last_in_progress_at=uploaded + timedelta(seconds=max(still_after)) if still_after else None,
+        finished_at=uploaded + timedelta(seconds=done_after) if done_after is not None else None,
+    )
+    with session_scope(engine) as session:
+        session.add(job)
+
+
+def test_loader_reads_intervals_from_upload_last_in_progress_and_finish(engine: Engine) -> None:
+    add_job(engine, "A", n=1, uploaded=T0, still_after=[], done_after=30)
+    add_job(
+        engine, "A", n=2, uploaded=T0 + timedelta(minutes=1), still_after=[20, 40], done_after=60
+    )
+    observations = load_observations(engine, "A", window=10)
+    assert sorted(observations, key=lambda o: o.upper) == [
+        DurationObservation(0, 30),
+        DurationObservation(40, 60),
+    ]
+
+
+def test_loader_skips_jobs_not_complete(engine: Engine) -> None:
+    add_job(
+        engine, "A", n=1, uploaded=T0, still_after=[10], done_after=None, state=JobState.POLLING
+    )
+    add_job(engine, "A", n=2, uploaded=T0, still_after=[], done_after=50, state=JobState.FAILED)
+    assert load_observations(engine, "A", window=10) == []
+
+
+def test_loader_keeps_the_latest_window(engine: Engine) -> None:
+    for n in range(5):
+        add_job(
+            engine, "A", n=n, uploaded=T0 + timedelta(minutes=n), still_after=[], done_after=10 + n
+        )
+    uppers = sorted(o.upper for o in load_observations(engine, "A", window=2))
+    assert uppers == [13, 14]
+
+
+def fill(engine: Engine, tenant: str, duration: float, count: int = 25) -> None:
+    for n in range(count):
+        add_job(
+            engine,
+            tenant,
+            n=n,
+            uploaded=T0 + timedelta(minutes=n),
+            still_after=[duration - 1],
+            done_after=duration,
+        )
+
+
+def planner(engine: Engine, clock: Clock) -> PollPlanner:
+    return PollPlanner(engine, first_delay=30.0, max_delay=900.0, clock=clock)
+
+
+def test_unknown_tenant_gets_the_settings_first_delay(engine: Engine) -> None:
+    assert planner(engine, Clock()).delay_before_poll("A", 0, 0.0) == 30.0
+
+
+def test_tenants_are_learned_separately(engine: Engine) -> None:
+    fill(engine, "fast", 10.0)
+    fill(engine, "slow", 200.0)
+    p = planner(engine, Clock())
+    assert p.delay_before_poll("fast", 0, 0.0) < 15 < 150 < p.delay_before_poll("slow", 0, 0.0)
+
+
+def test_model_is_cached_until_refresh(engine: Engine) -> None:
+    clock = Clock()
+    p = planner(engine, clock)
+    assert p.model_for("A").count == 0
+    fill(engine, "A", 100.0)
+    clock.now += timedelta(seconds=59)
+    assert p.model_for("A").count == 0
+
+
+def test_model_reloads_after_refresh_seconds(engine: Engine) -> None:
+    clock = Clock()
+    p = planner(engine, clock)
+    p.model_for("A")
+    fill(engine, "A", 100.0)
+    clock.now += timedelta(seconds=60)
+    assert p.model_for("A").count == 25

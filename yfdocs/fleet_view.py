@@ -1,0 +1,209 @@
+"""What `yfdocs status` says about the fleet: jobs by state, the API budgets, the backlog.
+
+The estimate of when the backlog is delivered takes the fleet's pace over the last hour
+(or, before any call was made, the configured rate) and the daily quota, whichever binds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from config import Settings
+from models import JobState, TokenCacheEntry, UploadJob
+from scheduling.governor import DEFAULT_SPACING_HALF_LIFE, FleetUsage, fleet_usage
+
+__all__ = ["FleetSummary", "fleet_summary", "render_fleet"]
+
+# Calls a document still needs: an upload and about 1.2 status calls (the planner's
+# target); a ticket already uploaded needs only the status calls.
+CALLS_PER_NEW_DOCUMENT = 2.2
+CALLS_PER_UPLOADED_TICKET = 1.2
+
+
+@dataclass(frozen=True)
+class CredentialsRefusal:
+    """The token endpoint refused the app's credentials for a tenant; its jobs wait."""
+
+    tenant_id: str
+    reason: str
+    refusals: int
+    retry_at: datetime
+
+
+def _credentials_refused(session: Session, now: datetime) -> tuple[CredentialsRefusal, ...]:
+    rows = session.exec(
+        select(TokenCacheEntry).where(col(TokenCacheEntry.refused_until) > now)
+    ).all()
+    return tuple(
+        CredentialsRefusal(
+            tenant_id=row.cache_key.rsplit("|", 1)[-1],
+            reason=row.refused_reason or "",
+            refusals=row.refusals,
+            retry_at=row.refused_until,
+        )
+        for row in rows
+        if row.refused_until is not None
+    )
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    """The fleet at one moment; `as_dict()` is the `status --fleet --json` object."""
+
+    at: datetime
+    jobs_by_state: dict[str, int]
+    usage: FleetUsage
+    backlog_documents: int
+    calls_needed: int
+    pace_calls_per_hour: float
+    estimated_delivery_at: datetime | None
+    waiting_for_quota: bool
+    credentials_refused: tuple[CredentialsRefusal, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        usage = {
+            key: value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+            for key, value in asdict(self.usage).items()
+        }
+        return {
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "jobs_by_state": self.jobs_by_state,
+            **usage,
+            "backlog_documents": self.backlog_documents,
+            "calls_needed": self.calls_needed,
+            "pace_calls_per_hour": round(self.pace_calls_per_hour, 1),
+            "estimated_delivery_at": (
+                self.estimated_delivery_at.isoformat().replace("+00:00", "Z")
+                if self.estimated_delivery_at
+                else None
+            ),
+            "waiting_for_quota": self.waiting_for_quota,
+            "credentials_refused": [
+                {
+                    "tenant_id": refusal.tenant_id,
+                    "reason": refusal.reason,
+                    "refusals": refusal.refusals,
+                    "retry_at": refusal.retry_at.isoformat().replace("+00:00", "Z"),
+                }
+                for refusal in self.credentials_refused
+            ],
+        }
+
+
+def _estimate(
+    now: datetime,
+    calls_needed: int,
+    pace_per_hour: float,
+    usage: FleetUsage,
+    window: timedelta,
+) -> datetime | None:
+    """When `calls_needed` calls are made at this pace, spending each quota window in full."""
+    if calls_needed <= 0:
+        return now
+    if pace_per_hour <= 0:
+        return None
+    if calls_needed <= usage.quota_left:
+        return now + timedelta(hours=calls_needed / pace_per_hour)
+    later_windows, rest = divmod(calls_needed - usage.quota_left, usage.daily_quota)
+    if rest == 0:  # the last window is spent in full
+        later_windows, rest = later_windows - 1, usage.daily_quota
+    last_window_start = usage.quota_resets_at + window * later_windows
+    return last_window_start + timedelta(hours=rest / pace_per_hour)
+
+
+def fleet_summary(engine: Engine, settings: Settings, now: datetime) -> FleetSummary:
+    """Read the job table and the call ledger once each."""
+    usage = fleet_usage(
+        engine,
+        daily_quota=settings.daily_quota,
+        token_monthly_budget=settings.token_monthly_budget,
+        now=now,
+        quota_timezone=settings.quota_timezone,
+        quota_window_seconds=settings.quota_window,
+    )
+    with Session(engine) as session:
+        rows = session.exec(
+            select(col(UploadJob.state), func.count()).group_by(col(UploadJob.state))
+        ).all()
+        refused = _credentials_refused(session, now)
+    by_state = {state.value: 0 for state in JobState}
+    by_state.update({state: int(count) for state, count in rows})
+    new_documents = by_state[JobState.QUEUED.value] + by_state[JobState.UPLOADING.value]
+    uploaded = by_state[JobState.POLLING.value]
+    calls_needed = math.ceil(
+        new_documents * CALLS_PER_NEW_DOCUMENT + uploaded * CALLS_PER_UPLOADED_TICKET
+    )
+    interval = settings.min_interval + usage.learned_spacing_s
+    configured_pace = 3600.0 / max(interval, 60.0 / settings.rate_per_minute)
+    pace = float(usage.calls_last_hour) if usage.calls_last_hour else configured_pace
+    return FleetSummary(
+        at=now,
+        jobs_by_state=by_state,
+        usage=usage,
+        backlog_documents=new_documents + uploaded,
+        calls_needed=calls_needed,
+        pace_calls_per_hour=pace,
+        estimated_delivery_at=_estimate(
+            now, calls_needed, pace, usage, timedelta(seconds=settings.quota_window)
+        ),
+        waiting_for_quota=usage.quota_left == 0 and calls_needed > 0,
+        credentials_refused=refused,
+    )
+
+
+def render_fleet(summary: FleetSummary) -> Table:
+    """The fleet panel shown above the jobs table."""
+    usage = summary.usage
+    table = Table(title="Fleet", show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    states = ", ".join(f"{state} {count}" for state, count in summary.jobs_by_state.items())
+    table.add_row("jobs", states)
+    quota_line = (
+        f"{usage.calls_today} of {usage.daily_quota} used today, {usage.quota_left} left; "
+        f"resets {usage.quota_resets_at:%Y-%m-%d %H:%M}Z"
+    )
+    if summary.waiting_for_quota:
+        quota_line += " [yellow](spent: work waits for the reset)[/]"
+    table.add_row("API calls", quota_line)
+    table.add_row(
+        "tokens",
+        f"{usage.token_requests_this_month} of {usage.token_monthly_budget} this month",
+    )
+    if usage.backoff_until is not None:
+        table.add_row(
+            "backoff", f"the API said 429: fleet waits until {usage.backoff_until:%H:%M:%S}Z"
+        )
+    for refusal in summary.credentials_refused:
+        table.add_row(
+            "credentials",
+            f"[red]refused by the token endpoint for tenant {refusal.tenant_id} "
+            f"({escape(refusal.reason)}, {refusal.refusals}x)[/]: its jobs wait until "
+            f"{refusal.retry_at:%Y-%m-%d %H:%M}Z, or until a worker starts with new ones",
+        )
+    if usage.learned_spacing_s > 0:
+        table.add_row(
+            "spacing",
+            f"+{usage.learned_spacing_s:.3f} s between calls, learned from spike-arrest 429s "
+            f"(halves every {DEFAULT_SPACING_HALF_LIFE / 60:g} minutes)",
+        )
+    eta = (
+        f"{summary.estimated_delivery_at:%Y-%m-%d %H:%M}Z"
+        if summary.estimated_delivery_at
+        else "unknown"
+    )
+    table.add_row(
+        "backlog",
+        f"{summary.backlog_documents} documents, about {summary.calls_needed} calls; "
+        f"at {summary.pace_calls_per_hour:.0f} calls/hour delivered by {eta}",
+    )
+    return table
