@@ -51,7 +51,7 @@ from sandbox import (  # noqa: E402
     SandboxConfig,
     SandboxServer,
 )
-from scheduling.governor import fleet_usage  # noqa: E402
+from scheduling.usage import fleet_usage  # noqa: E402
 from tests.pdf_samples import make_pdf  # noqa: E402
 from tests.plugins.worker_fixtures import SandboxProcess, ServiceUnderTest  # noqa: E402
 

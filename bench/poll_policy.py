@@ -29,12 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from scheduling.policy.retry import PollSchedule  # noqa: E402
-from scheduling.poll_planner import (  # noqa: E402
+from scheduling.policy.poll_plan import (  # noqa: E402
     DurationObservation,
     PollPlan,
     TicketDurationModel,
 )
+from scheduling.policy.retry import PollSchedule  # noqa: E402
 
 Sampler = Callable[[random.Random], float]
 DelayRule = Callable[[int, float], float]

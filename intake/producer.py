@@ -16,13 +16,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
 
 from api_client import DocumentType
 from config import Settings
@@ -42,7 +40,8 @@ from intake.validation import (
     validate_valid_from,
 )
 from messaging import JobPublisher, PublishError
-from models import Priority, UploadJob, record_created, session_scope, utcnow
+from models import JobState, Priority, UploadJob, utcnow
+from models import jobs as job_table
 
 __all__ = [
     "SOURCES",
@@ -56,6 +55,7 @@ __all__ = [
     "derived_idempotency_key",
     "enqueue_document",
     "publish_job",
+    "retry_job",
     "validate_request",
 ]
 
@@ -210,10 +210,7 @@ def _differences(job: UploadJob, document: ValidatedDocument) -> list[str]:
 
 def _existing(engine: Engine, document: ValidatedDocument) -> UploadJob | None:
     """The job already holding this key, if it is the same document; else a conflict."""
-    with Session(engine, expire_on_commit=False) as session:
-        job = session.exec(
-            select(UploadJob).where(col(UploadJob.idempotency_key) == document.idempotency_key)
-        ).first()
+    job = job_table.find_by_idempotency_key(engine, document.idempotency_key)
     if job is None:
         return None
     differences = _differences(job, document)
@@ -261,10 +258,7 @@ def enqueue_document(
         updated_at=now,
     )
     try:
-        with session_scope(engine) as session:
-            session.add(job)
-            session.flush()  # the job row first: the event's foreign key points at it
-            record_created(session, job, reason=f"enqueued by {document.source}", now=now)
+        job_table.insert_job(engine, job, reason=f"enqueued by {document.source}", now=now)
     except IntegrityError:
         # Another producer inserted the same key between our look-up and our insert.
         winner = _existing(engine, document)
@@ -280,11 +274,10 @@ def enqueue_document(
     return EnqueueResult(job=job, created=True)
 
 
-def publish_job(job: UploadJob, *, engine: Engine, publisher: JobPublisher) -> bool:
-    """Publish the job's id and record when; False (job left for the sweeper) if refused.
-
-    Shared with the sweeper's "publish queued jobs without a message" pass.
-    """
+def publish_job(
+    job: UploadJob, *, engine: Engine, publisher: JobPublisher, now: datetime | None = None
+) -> bool:
+    """Publish the job's id and record when; False (job left for the sweeper) if refused."""
     try:
         publisher.publish_upload(job.id)
     except PublishError as exc:
@@ -295,10 +288,17 @@ def publish_job(job: UploadJob, *, engine: Engine, publisher: JobPublisher) -> b
             exc,
         )
         return False
-    published_at = utcnow()
-    with session_scope(engine) as session:
-        session.execute(
-            update(UploadJob).where(col(UploadJob.id) == job.id).values(published_at=published_at)
-        )
+    published_at = now or utcnow()
+    job_table.mark_published(engine, job.id, state=JobState.QUEUED, now=published_at)
     job.published_at = published_at
     return True
+
+
+def retry_job(
+    engine: Engine, publisher: JobPublisher, job_id: str, *, now: datetime, reason: str
+) -> UploadJob:
+    """Send a failed or expired job again from the start (`yfdocs retry`); raises
+    `models.jobs.JobNotRetryable` for any other job."""
+    job = job_table.requeue_finished_job(engine, job_id, reason=reason, now=now)
+    publish_job(job, engine=engine, publisher=publisher, now=now)
+    return job

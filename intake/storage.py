@@ -15,14 +15,32 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-__all__ = ["DocumentStore", "FilesystemDocumentStore", "StorageKeyError"]
+from models.errors import Decision, YfdocsError
+
+__all__ = [
+    "DocumentMissing",
+    "DocumentStore",
+    "DocumentUnavailable",
+    "FilesystemDocumentStore",
+    "StorageKeyError",
+]
 
 CHUNK_BYTES = 1 << 20
 _KEY = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.pdf")
 
 
-class StorageKeyError(ValueError):
+class DocumentUnavailable(YfdocsError):
+    """The stored PDF of a job cannot be read: the job fails with this reason."""
+
+    decision = Decision.FAIL
+
+
+class StorageKeyError(DocumentUnavailable, ValueError):
     """A storage key that this store never hands out (and would not resolve safely)."""
+
+
+class DocumentMissing(DocumentUnavailable):
+    """The stored PDF is gone (deleted by hand, or a store that lost it)."""
 
 
 class DocumentStore(Protocol):

@@ -34,6 +34,7 @@ from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError, PdfReadError
 
 from api_client import DocumentType
+from models.errors import Decision, YfdocsError
 
 __all__ = [
     "MAX_CALLER_KEY_LENGTH",
@@ -78,8 +79,10 @@ _FILE_NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9 _\-.,$()]")
 _RUNS_OF_UNDERSCORES = re.compile(r"_{2,}")
 
 
-class EnqueueRejected(Exception):
+class EnqueueRejected(YfdocsError):
     """A producer's input was refused; nothing was stored or enqueued."""
+
+    decision = Decision.REFUSE
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)

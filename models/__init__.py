@@ -1,6 +1,8 @@
-"""Persistence: the job tables, the job state machine, engines, sessions and migrations.
+"""The record: the tables, the job state machine, engines, sessions and migrations, the one
+module that queries the job tables (`models.jobs`), and the error tree (`models.errors`).
 
-Imports nothing of the project's other packages: `worker` builds on this, never the reverse.
+May import: sqlmodel, SQLAlchemy and alembic. Imports nothing of the project's other rooms:
+they all build on this, never the reverse.
 """
 
 from __future__ import annotations

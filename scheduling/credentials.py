@@ -12,19 +12,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col
 
 from api_client import credentials_fingerprint
 from config import Settings
-from models import JobState, TokenCacheEntry, UploadJob, record_note
+from models import jobs as job_table
+from scheduling.token_cache import active_refusals, forget_refusal
 
 __all__ = ["release_credential_holds"]
 
 log = logging.getLogger(__name__)
-
-_cache = TokenCacheEntry.__table__  # type: ignore[attr-defined]
 
 
 def release_credential_holds(engine: Engine, settings: Settings, now: datetime) -> int:
@@ -34,51 +31,14 @@ def release_credential_holds(engine: Engine, settings: Settings, now: datetime) 
         return 0
     ours = credentials_fingerprint(settings.client_id, settings.client_secret.get_secret_value())
     released = 0
-    with Session(engine) as session:
-        refusals = session.execute(
-            select(_cache.c.cache_key, _cache.c.refused_until).where(
-                _cache.c.refused_until > now, _cache.c.refused_credentials != ours
-            )
-        ).all()
-        for key, held_until in refusals:
-            held = session.scalars(
-                select(UploadJob).where(
-                    (
-                        (col(UploadJob.state) == JobState.QUEUED.value)
-                        & (col(UploadJob.not_before) == held_until)
-                    )
-                    | (
-                        (col(UploadJob.state) == JobState.POLLING.value)
-                        & (col(UploadJob.next_poll_at) == held_until)
-                    )
-                )
-            ).all()
-            for job in held:
-                if job.job_state is JobState.QUEUED:
-                    job.not_before = now
-                else:
-                    job.next_poll_at = now
-                job.published_at = None
-                record_note(
-                    session,
-                    job,
-                    reason="a worker started with new credentials: no longer waiting for the "
-                    "token endpoint's refusal to lapse",
-                    now=now,
-                )
-                session.add(job)
-                released += 1
-            session.execute(
-                update(_cache)
-                .where(_cache.c.cache_key == key)
-                .values(
-                    refused_at=None,
-                    refused_until=None,
-                    refused_reason=None,
-                    refused_credentials=None,
-                    refusals=0,
-                )
-            )
-            log.warning("credentials changed: forgot the refusal for %s", key)
-        session.commit()
+    for refusal in active_refusals(engine, now, other_than=ours):
+        released += job_table.release_holds_until(
+            engine,
+            refusal.refused_until,
+            now=now,
+            note="a worker started with new credentials: no longer waiting for the "
+            "token endpoint's refusal to lapse",
+        )
+        forget_refusal(engine, refusal.cache_key)
+        log.warning("credentials changed: forgot the refusal for %s", refusal.cache_key)
     return released

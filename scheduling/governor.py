@@ -59,36 +59,38 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from api_client import CallSlot
 from api_client.governor import CALL_KINDS
 from config import Settings
-from models import ApiCall, utcnow
+from models import utcnow
+from models.errors import Decision, YfdocsError
 from models.tables import GovernorSlot, GovernorState
+from scheduling.ledger import (
+    TOKEN_KIND,
+    complete_call,
+    count_calls,
+    nth_newest_call_at,
+    record_call,
+)
+from scheduling.policy.windows import DAY_SECONDS, decayed_spacing, month_window, quota_day_window
 
 __all__ = [
+    "DEFAULT_SPACING_HALF_LIFE",
     "CallDeferred",
     "DatabaseGovernor",
-    "FleetUsage",
     "QuotaExhausted",
     "SlotWaitTimeout",
     "TokenBudgetExhausted",
-    "calls_in_quota_window",
-    "decayed_spacing",
-    "fleet_usage",
     "governor_from_settings",
-    "month_window",
-    "quota_day_window",
+    "pacing_state",
 ]
 
 log = logging.getLogger(__name__)
 
-_calls = ApiCall.__table__  # type: ignore[attr-defined]
 _slots = GovernorSlot.__table__  # type: ignore[attr-defined]
 _state = GovernorState.__table__  # type: ignore[attr-defined]
 
 STATE_ROW_ID = 1
-TOKEN_KIND = "token"  # noqa: S105 - a call kind, not a secret
 DEFAULT_BACKOFF_SECONDS = 60.0
 DEFAULT_SPACING_HALF_LIFE = 600.0
 PARALLEL_BACKOFF_SECONDS = 1.0
-_NEGLIGIBLE_SPACING = 0.0005
 TOKEN_WARNING_FRACTION = 0.9
 _MINUTE = timedelta(seconds=60)
 
@@ -100,8 +102,10 @@ _warned_lock = threading.Lock()
 # -- exceptions -----------------------------------------------------------------------------
 
 
-class CallDeferred(Exception):
+class CallDeferred(YfdocsError):
     """The call may not be made now; retry the job at `until` (aware UTC) instead of failing."""
+
+    decision = Decision.DEFER
 
     def __init__(self, until: datetime, reason: str) -> None:
         super().__init__(until, reason)
@@ -147,78 +151,6 @@ class SlotWaitTimeout(CallDeferred):
     @property
     def retry_at(self) -> datetime:
         return self.until
-
-
-# -- quota windows ----------------------------------------------------------------------------
-
-
-DAY_SECONDS = 86400.0
-
-
-def quota_day_window(
-    now: datetime, timezone: str = "UTC", window_seconds: float = DAY_SECONDS
-) -> tuple[datetime, datetime]:
-    """The quota window that holds `now`, as [start, end) in aware UTC.
-
-    A day is the calendar day in `timezone`. A shorter window (a time-scaled sandbox, a
-    test) is a fixed slice of UTC time, counted from the epoch.
-    """
-    if window_seconds != DAY_SECONDS:
-        epoch = datetime(1970, 1, 1, tzinfo=UTC)
-        index = (now - epoch).total_seconds() // window_seconds
-        start = epoch + timedelta(seconds=index * window_seconds)
-        return start, start + timedelta(seconds=window_seconds)
-    zone = ZoneInfo(timezone)
-    local = now.astimezone(zone)
-    start = datetime(local.year, local.month, local.day, tzinfo=zone)
-    following = local.date() + timedelta(days=1)
-    end = datetime(following.year, following.month, following.day, tzinfo=zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
-
-
-def month_window(now: datetime, timezone: str = "UTC") -> tuple[datetime, datetime]:
-    """The calendar month in `timezone` that holds `now`, as [start, end) in aware UTC."""
-    zone = ZoneInfo(timezone)
-    local = now.astimezone(zone)
-    start = datetime(local.year, local.month, 1, tzinfo=zone)
-    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
-    end = datetime(year, month, 1, tzinfo=zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
-
-
-def _count_calls(connection: Connection, start: datetime, end: datetime, *, tokens: bool) -> int:
-    kind_filter = _calls.c.kind == TOKEN_KIND if tokens else _calls.c.kind != TOKEN_KIND
-    statement = (
-        select(func.count())
-        .select_from(_calls)
-        .where(_calls.c.at >= start, _calls.c.at < end, kind_filter)
-    )
-    return int(connection.execute(statement).scalar_one())
-
-
-def decayed_spacing(
-    extra: float, raised_at: datetime | None, now: datetime, half_life: float
-) -> float:
-    """The learned extra interval at `now`: `extra` as of `raised_at`, halved per half-life."""
-    if extra <= 0 or raised_at is None:
-        return 0.0
-    age = max(0.0, (now - raised_at).total_seconds())
-    value = extra * 0.5 ** (age / half_life) if half_life > 0 else 0.0
-    return value if value >= _NEGLIGIBLE_SPACING else 0.0
-
-
-def calls_in_quota_window(
-    engine: Engine,
-    *,
-    now: datetime,
-    quota_timezone: str = "UTC",
-    quota_window_seconds: float = DAY_SECONDS,
-) -> tuple[int, datetime]:
-    """API calls (not token requests) counted in the quota window that holds `now`, and
-    when that window ends: the one ledger read the upload-priority rule needs."""
-    start, end = quota_day_window(now, quota_timezone, quota_window_seconds)
-    with engine.connect() as connection:
-        return _count_calls(connection, start, end, tokens=False), end
 
 
 # -- the governor ----------------------------------------------------------------------------
@@ -577,19 +509,14 @@ class DatabaseGovernor:
                 .where(_state.c.id == STATE_ROW_ID)
                 .values(next_call_at=start + interval)
             )
-            inserted = connection.execute(
-                insert(_calls).values(at=start, kind=kind, tenant_id=tenant_id[:64])
-            )
-            key = inserted.inserted_primary_key
-            assert key is not None
-            call_id = int(key[0])
+            call_id = record_call(connection, at=start, kind=kind, tenant_id=tenant_id)
         return _Grant(free.slot_no, holder, call_id, start, interval)
 
     def _check_budgets(self, connection: Connection, kind: str, now: datetime) -> None:
         """Raise at once when the daily quota (API calls) or token budget (tokens) is spent."""
         if kind == TOKEN_KIND:
             start, end = month_window(now, self.quota_timezone)
-            used = _count_calls(connection, start, end, tokens=True)
+            used = count_calls(connection, start, end, tokens=True)
             if used >= self.token_monthly_budget:
                 raise TokenBudgetExhausted(
                     end,
@@ -599,7 +526,7 @@ class DatabaseGovernor:
                 self._warn_token_budget(start, used + 1)
             return
         start, end = quota_day_window(now, self.quota_timezone, self.quota_window_seconds)
-        used = _count_calls(connection, start, end, tokens=False)
+        used = count_calls(connection, start, end, tokens=False)
         if used >= self.daily_quota:
             raise QuotaExhausted(end, f"{used} of {self.daily_quota} API calls today spent")
 
@@ -616,17 +543,8 @@ class DatabaseGovernor:
         )
 
     def _per_minute_free_at(self, connection: Connection, now: datetime) -> datetime | None:
-        """When the call `rate_per_minute` calls back leaves the 60 s window, if it is in it.
-
-        Reads at most `rate_per_minute` rows of the `at` index, newest first.
-        """
-        oldest_counted = connection.execute(
-            select(_calls.c.at)
-            .where(_calls.c.at > now - _MINUTE, _calls.c.kind != TOKEN_KIND)
-            .order_by(_calls.c.at.desc())
-            .offset(self.rate_per_minute - 1)
-            .limit(1)
-        ).scalar()
+        """When the call `rate_per_minute` calls back leaves the 60 s window, if it is in it."""
+        oldest_counted = nth_newest_call_at(connection, self.rate_per_minute, after=now - _MINUTE)
         return None if oldest_counted is None else oldest_counted + _MINUTE
 
     def _busy_retry_at(self, connection: Connection, now: datetime) -> datetime:
@@ -652,14 +570,7 @@ class DatabaseGovernor:
                     .where(_slots.c.slot_no == grant.slot_no, _slots.c.holder == grant.holder)
                     .values(holder=None, acquired_at=None, lease_expires_at=None)
                 )
-                connection.execute(
-                    update(_calls)
-                    .where(_calls.c.id == grant.call_id)
-                    .values(
-                        status_code=status_code,
-                        duration_ms=max(0, round(duration.total_seconds() * 1000)),
-                    )
-                )
+                complete_call(connection, grant.call_id, status_code=status_code, duration=duration)
         except SQLAlchemyError:
             log.exception(
                 "could not release API call slot %d; its lease frees it in %.0fs",
@@ -698,6 +609,16 @@ def _insert_if_missing(connection: Connection, table: Any, values: dict[str, Any
                 connection.execute(insert(table).values(values))
 
 
+def pacing_state(connection: Connection) -> Any:
+    """The fleet's pacing row (backoff and learned spacing), read without a lock; None
+    before the first call."""
+    return connection.execute(
+        select(_state.c.backoff_until, _state.c.spacing_extra, _state.c.spacing_raised_at).where(
+            _state.c.id == STATE_ROW_ID
+        )
+    ).first()
+
+
 def governor_from_settings(
     engine: Engine, settings: Settings, owner: str, **overrides: Any
 ) -> DatabaseGovernor:
@@ -715,74 +636,3 @@ def governor_from_settings(
     }
     arguments.update(overrides)
     return DatabaseGovernor(engine, owner=owner, **arguments)
-
-
-# -- usage, for `yfdocs status` ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FleetUsage:
-    """How much of the API's budgets the fleet has used, and when they come back."""
-
-    calls_today: int
-    daily_quota: int
-    quota_left: int
-    quota_resets_at: datetime
-    token_requests_this_month: int
-    token_monthly_budget: int
-    backoff_until: datetime | None
-    calls_last_hour: int
-    learned_spacing_s: float = 0.0
-
-
-def fleet_usage(
-    engine: Engine,
-    *,
-    daily_quota: int,
-    token_monthly_budget: int,
-    now: datetime | None = None,
-    quota_timezone: str = "UTC",
-    quota_window_seconds: float = DAY_SECONDS,
-    spacing_half_life: float = DEFAULT_SPACING_HALF_LIFE,
-) -> FleetUsage:
-    """Read the ledger and the governor's state (read-only; a backoff already over is None,
-    `learned_spacing_s` is what spike 429s added to the interval, as of `now`)."""
-    moment = now if now is not None else utcnow()
-    day_start, day_end = quota_day_window(moment, quota_timezone, quota_window_seconds)
-    month_start, month_end = month_window(moment, quota_timezone)
-    with engine.begin() as connection:
-        calls_today = _count_calls(connection, day_start, day_end, tokens=False)
-        tokens = _count_calls(connection, month_start, month_end, tokens=True)
-        last_hour = int(
-            connection.execute(
-                select(func.count())
-                .select_from(_calls)
-                .where(
-                    _calls.c.at > moment - timedelta(hours=1),
-                    _calls.c.at <= moment,
-                    _calls.c.kind != TOKEN_KIND,
-                )
-            ).scalar_one()
-        )
-        state = connection.execute(
-            select(
-                _state.c.backoff_until, _state.c.spacing_extra, _state.c.spacing_raised_at
-            ).where(_state.c.id == STATE_ROW_ID)
-        ).first()
-    backoff = state.backoff_until if state is not None else None
-    learned = (
-        decayed_spacing(state.spacing_extra, state.spacing_raised_at, moment, spacing_half_life)
-        if state is not None
-        else 0.0
-    )
-    return FleetUsage(
-        calls_today=calls_today,
-        daily_quota=daily_quota,
-        quota_left=max(0, daily_quota - calls_today),
-        quota_resets_at=day_end,
-        token_requests_this_month=tokens,
-        token_monthly_budget=token_monthly_budget,
-        backoff_until=backoff if backoff is not None and backoff > moment else None,
-        calls_last_hour=last_hour,
-        learned_spacing_s=round(learned, 4),
-    )

@@ -1,38 +1,18 @@
-"""Who gets the last calls of the day: tickets already uploaded, then live events, then backfill.
-
-Every uploaded ticket needs at least one more call (its status) to finish, so an upload
-that would eat into those calls waits for the next quota window; a backfill upload also
-leaves room for the live events that are waiting. Plain functions over the ledger and the
-job table, so that the rule is tested without a worker.
-"""
+"""The quota rule (`scheduling.policy.quota`) over the ledger and the job table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
 
 from config import Settings
-from models import JobState, Priority, UploadJob
-from scheduling.governor import calls_in_quota_window
+from models import JobState, Priority
+from models import jobs as job_table
+from scheduling.ledger import calls_in_quota_window
+from scheduling.policy.quota import UploadWait, upload_wait
 
 __all__ = ["UploadWait", "upload_must_wait"]
-
-
-@dataclass(frozen=True)
-class UploadWait:
-    """An upload that must wait for the next quota window, and why."""
-
-    until: datetime
-    reason: str
-
-
-def _count(session: Session, *conditions: object) -> int:
-    statement = select(func.count()).select_from(UploadJob).where(*conditions)  # type: ignore[arg-type]
-    return int(session.exec(statement).one())
 
 
 def upload_must_wait(
@@ -45,22 +25,15 @@ def upload_must_wait(
         quota_timezone=settings.quota_timezone,
         quota_window_seconds=settings.quota_window,
     )
-    quota_left = max(0, settings.daily_quota - calls)
-    with Session(engine) as session:
-        reserved = _count(session, col(UploadJob.state) == JobState.POLLING.value)
-        if priority > Priority.LIVE:
-            reserved += _count(
-                session,
-                col(UploadJob.state) == JobState.QUEUED.value,
-                col(UploadJob.priority) < priority,
-            )
-    if quota_left > reserved:
-        return None
-    whom = "uploaded tickets" if priority <= Priority.LIVE else "uploaded tickets and live events"
-    return UploadWait(
-        until=resets_at,
-        reason=(
-            f"daily API quota nearly spent ({quota_left} calls left, {reserved} kept for "
-            f"{whom}); waiting for the next window"
-        ),
+    waiting_before = (
+        job_table.count_jobs(engine, JobState.QUEUED, priority_below=priority)
+        if priority > Priority.LIVE
+        else 0
+    )
+    return upload_wait(
+        priority=priority,
+        quota_left=max(0, settings.daily_quota - calls),
+        polling_tickets=job_table.count_jobs(engine, JobState.POLLING),
+        waiting_before=waiting_before,
+        resets_at=resets_at,
     )

@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,16 +27,24 @@ from sqlalchemy.exc import IntegrityError
 
 from api_client import AccessToken, TokenRefusal
 from models import TokenCacheEntry, utcnow
+from scheduling.governor import CallDeferred
 
-__all__ = ["DatabaseTokenCache", "TokenWaitTimeout"]
+__all__ = [
+    "DatabaseTokenCache",
+    "RefusalRecord",
+    "TokenWaitTimeout",
+    "active_refusals",
+    "forget_refusal",
+]
 
 log = logging.getLogger(__name__)
 
 _table = TokenCacheEntry.__table__  # type: ignore[attr-defined]
 
 
-class TokenWaitTimeout(TimeoutError):
-    """Another process held the fetch for longer than we are willing to wait."""
+class TokenWaitTimeout(CallDeferred):
+    """Another process held the fetch for longer than we are willing to wait: a deferral
+    (the job looks again shortly, no attempt spent), not an error of the job's."""
 
 
 class DatabaseTokenCache:
@@ -76,8 +85,9 @@ class DatabaseTokenCache:
                 return self._fetch_and_store(key, claim, fetch)
             if time.monotonic() >= deadline:
                 raise TokenWaitTimeout(
+                    self._clock() + timedelta(seconds=self.lease_seconds),
                     f"waited {self.wait_timeout:.0f}s for another process to fetch the token "
-                    f"for {key}"
+                    f"for {key}",
                 )
             time.sleep(self.poll_interval)
 
@@ -117,13 +127,7 @@ class DatabaseTokenCache:
         """Remember a refusal (the credentials' fingerprint, never the secret), or forget it."""
         self._ensure_row(key)
         values: dict[str, Any] = (
-            {
-                "refused_at": None,
-                "refused_until": None,
-                "refused_reason": None,
-                "refused_credentials": None,
-                "refusals": 0,
-            }
+            _NO_REFUSAL
             if refusal is None
             else {
                 "refused_at": refusal.at,
@@ -226,3 +230,55 @@ class DatabaseTokenCache:
                 .where(_table.c.cache_key == key, _table.c.fetcher == claim)
                 .values(fetching_until=None, fetcher=None)
             )
+
+
+# -- refusals, for the credentials hold and `yfdocs status` -------------------------------------
+
+_NO_REFUSAL: dict[str, Any] = {
+    "refused_at": None,
+    "refused_until": None,
+    "refused_reason": None,
+    "refused_credentials": None,
+    "refusals": 0,
+}
+
+
+@dataclass(frozen=True)
+class RefusalRecord:
+    """A remembered refusal of the app's credentials, for one cache key (token URL, client,
+    tenant): the fleet does not ask the token endpoint again before `refused_until`."""
+
+    cache_key: str
+    reason: str
+    refusals: int
+    refused_until: datetime
+
+    @property
+    def tenant_id(self) -> str:
+        return self.cache_key.rsplit("|", 1)[-1]
+
+
+def active_refusals(
+    engine: Engine, now: datetime, *, other_than: str | None = None
+) -> list[RefusalRecord]:
+    """Every refusal still in force at `now`; with `other_than`, only those made of other
+    credentials than that fingerprint."""
+    statement = select(
+        _table.c.cache_key, _table.c.refused_reason, _table.c.refusals, _table.c.refused_until
+    ).where(_table.c.refused_until > now)
+    if other_than is not None:
+        statement = statement.where(_table.c.refused_credentials != other_than)
+    with engine.connect() as connection:
+        rows = connection.execute(statement).all()
+    return [
+        RefusalRecord(row.cache_key, row.refused_reason or "", row.refusals, row.refused_until)
+        for row in rows
+    ]
+
+
+def forget_refusal(engine: Engine, cache_key: str) -> None:
+    """Forget the refusal remembered for `cache_key`: the next token request may go."""
+    with engine.begin() as connection:
+        connection.execute(
+            update(_table).where(_table.c.cache_key == cache_key).values(_NO_REFUSAL)
+        )

@@ -15,6 +15,7 @@ from config import Settings
 from intake.storage import FilesystemDocumentStore
 from messaging import JobPublisher
 from models import make_engine, utcnow
+from models.errors import Decision, YfdocsError
 from scheduling.governor import DatabaseGovernor, governor_from_settings
 from scheduling.policy.retry import RetryPolicy
 from scheduling.poll_planner import PollPlanner
@@ -23,8 +24,10 @@ from scheduling.token_cache import DatabaseTokenCache
 __all__ = ["MissingCredentials", "WorkerRuntime", "build_client", "process_owner"]
 
 
-class MissingCredentials(RuntimeError):
+class MissingCredentials(YfdocsError):
     """The worker cannot call Youforce without a client id and secret."""
+
+    decision = Decision.REFUSE
 
 
 def process_owner() -> str:

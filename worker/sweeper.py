@@ -22,20 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, or_, update
-from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import SelectOfScalar
-
 from config import Settings
 from messaging import TASK_QUEUE_NAMES, PublishError
-from models import (
-    TERMINAL_STATES,
-    JobState,
-    UploadJob,
-    change_state,
-    record_note,
-    session_scope,
-)
+from models import JobState, change_state, record_note
+from models import jobs as job_table
 from worker.celery_app import (
     broker_transport_options,
     filesystem_queue_folder,
@@ -152,26 +142,11 @@ class _QueueFolder:
         return self._files_by_queue
 
 
-def _candidate_ids(session: Session, statement: SelectOfScalar[str], batch_size: int) -> list[str]:
-    return list(session.exec(statement.limit(batch_size)))
-
-
 def _recover_expired_leases(
     rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport
 ) -> None:
-    held = (JobState.UPLOADING.value, JobState.POLLING.value)
-    with session_scope(rt.engine) as session:
-        ids = _candidate_ids(
-            session,
-            select(UploadJob.id).where(
-                col(UploadJob.state).in_(held), col(UploadJob.lease_expires_at) < now
-            ),
-            batch_size,
-        )
-    for job_id in ids:
-        with session_scope(rt.engine) as session:
-            statement = select(UploadJob).where(UploadJob.id == job_id).with_for_update()
-            job = session.exec(statement).first()
+    for job_id in job_table.expired_lease_ids(rt.engine, now=now, limit=batch_size):
+        with job_table.locked_job(rt.engine, job_id) as (session, job):
             if job is None or job.lease_expires_at is None or job.lease_expires_at >= now:
                 continue
             lost_owner = job.lease_owner
@@ -204,21 +179,9 @@ def _recover_expired_leases(
 
 def _publish_queued(rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport) -> None:
     stale = now - timedelta(seconds=rt.settings.republish_after)
-    due = or_(
-        and_(
-            col(UploadJob.published_at).is_(None),
-            or_(col(UploadJob.not_before).is_(None), col(UploadJob.not_before) <= now),
-        ),
-        col(UploadJob.published_at) < stale,
+    ids = job_table.queued_needing_publish_ids(
+        rt.engine, now=now, stale_before=stale, limit=batch_size
     )
-    with session_scope(rt.engine) as session:
-        ids = _candidate_ids(
-            session,
-            select(UploadJob.id)
-            .where(col(UploadJob.state) == JobState.QUEUED.value, due)
-            .order_by(col(UploadJob.priority), col(UploadJob.created_at)),
-            batch_size,
-        )
     report.published_uploads += _publish_each(rt, ids, JobState.QUEUED, now, report)
 
 
@@ -228,22 +191,7 @@ def _publish_due_polls(
     # A poll whose message went out is sent again only when both the poll and that
     # message are older than a lease: the message was lost, not merely queued behind others.
     grace = now - timedelta(seconds=rt.settings.lease_seconds)
-    due = or_(
-        and_(col(UploadJob.published_at).is_(None), col(UploadJob.next_poll_at) <= now),
-        and_(col(UploadJob.published_at) <= grace, col(UploadJob.next_poll_at) <= grace),
-    )
-    with session_scope(rt.engine) as session:
-        ids = _candidate_ids(
-            session,
-            select(UploadJob.id)
-            .where(
-                col(UploadJob.state) == JobState.POLLING.value,
-                col(UploadJob.lease_expires_at).is_(None),
-                due,
-            )
-            .order_by(col(UploadJob.next_poll_at)),
-            batch_size,
-        )
+    ids = job_table.due_poll_ids(rt.engine, now=now, grace_before=grace, limit=batch_size)
     report.published_polls += _publish_each(rt, ids, JobState.POLLING, now, report)
 
 
@@ -264,9 +212,14 @@ def _publish_lost_messages(
     """
     grace = lost_message_grace(rt.settings)
     settled = now - timedelta(seconds=grace)
-    with session_scope(rt.engine) as session:
-        uploads = _lost_message_candidates(session, JobState.QUEUED, now, settled, batch_size)
-        polls = _lost_message_candidates(session, JobState.POLLING, now, settled, batch_size)
+
+    def candidates(state: JobState, among: set[str] | None = None) -> list[str]:
+        return job_table.lost_message_candidates(
+            rt.engine, state, now=now, settled=settled, limit=batch_size, among=among
+        )
+
+    uploads = candidates(JobState.QUEUED)
+    polls = candidates(JobState.POLLING)
     if not uploads and not polls:
         return
     files_by_queue = queue_folder.files_by_queue()
@@ -274,13 +227,8 @@ def _publish_lost_messages(
         return
     waiting = job_ids_waiting_in_filesystem_queue(rt.settings, files_by_queue)
     # A job started between the query and the listing has no file but is not lost.
-    with session_scope(rt.engine) as session:
-        uploads = _lost_message_candidates(
-            session, JobState.QUEUED, now, settled, batch_size, among=set(uploads) - waiting
-        )
-        polls = _lost_message_candidates(
-            session, JobState.POLLING, now, settled, batch_size, among=set(polls) - waiting
-        )
+    uploads = candidates(JobState.QUEUED, among=set(uploads) - waiting)
+    polls = candidates(JobState.POLLING, among=set(polls) - waiting)
     note = (
         f"its message left the broker's queue folder and the job had not started {grace:g}s "
         "after it was due (the worker that took the message stopped); published again"
@@ -314,61 +262,12 @@ def _publish_each(
         except PublishError:
             report.broker_down = True
             break
-        _mark_published(rt, job_id, state, now, note=note)
+        if note is None:
+            job_table.mark_published(rt.engine, job_id, state=state, now=now)
+        else:
+            job_table.note_published(rt.engine, job_id, state=state, now=now, note=note)
         published += 1
     return published
-
-
-def _lost_message_candidates(
-    session: Session,
-    state: JobState,
-    now: datetime,
-    settled: datetime,
-    batch_size: int,
-    among: set[str] | None = None,
-) -> list[str]:
-    """Unclaimed jobs in `state`, due and published before `settled`: oldest message first.
-
-    Workers take message files in the order they were published, so the messages taken
-    and lost are older than those still waiting: they come first in a bounded batch.
-    """
-    if among is not None and not among:
-        return []
-    if state is JobState.POLLING:
-        due = col(UploadJob.next_poll_at) <= settled
-    else:
-        due = or_(col(UploadJob.not_before).is_(None), col(UploadJob.not_before) <= settled)
-    statement = select(UploadJob.id).where(
-        col(UploadJob.state) == state.value,
-        col(UploadJob.published_at) <= settled,
-        due,
-        or_(col(UploadJob.lease_expires_at).is_(None), col(UploadJob.lease_expires_at) < now),
-    )
-    if among is not None:
-        statement = statement.where(col(UploadJob.id).in_(among))
-    return _candidate_ids(session, statement.order_by(col(UploadJob.published_at)), batch_size)
-
-
-def _mark_published(
-    rt: WorkerRuntime, job_id: str, state: JobState, now: datetime, *, note: str | None = None
-) -> None:
-    """Record the publish; with a `note`, also say in the job's history why it was sent."""
-    if note is not None:
-        with session_scope(rt.engine) as session:
-            statement = select(UploadJob).where(UploadJob.id == job_id).with_for_update()
-            job = session.exec(statement).first()
-            if job is None or job.state != state.value:
-                return
-            if job.lease_expires_at is None or job.lease_expires_at < now:
-                job.published_at = now  # else a worker has already taken the new message
-            record_note(session, job, reason=note, now=now)
-        return
-    with session_scope(rt.engine) as session:
-        session.execute(
-            update(UploadJob)
-            .where(col(UploadJob.id) == job_id, col(UploadJob.state) == state.value)
-            .values(published_at=now)
-        )
 
 
 def _remove_abandoned_queues(
@@ -409,40 +308,19 @@ def _remove_abandoned_queues(
 def _delete_expired_documents(
     rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport
 ) -> None:
-    """Delete stored PDFs of jobs finished before the retention cut-off.
+    """Delete stored PDFs of jobs finished before the retention cut-off that no other job
+    may still need (storage is content-addressed: one file can serve several jobs)."""
 
-    Storage is content-addressed, so a file is removed only when no other job that may
-    still need it (unfinished, or finished within the retention period) points at it.
-    """
-    cutoff = now - timedelta(days=rt.settings.retention_days)
-    terminal = [state.value for state in TERMINAL_STATES]
-    with session_scope(rt.engine) as session:
-        jobs = list(
-            session.exec(
-                select(UploadJob)
-                .where(
-                    col(UploadJob.document_deleted_at).is_(None),
-                    col(UploadJob.finished_at) < cutoff,
-                    col(UploadJob.state).in_(terminal),
-                )
-                .limit(batch_size)
-            )
-        )
-        for job in jobs:
-            still_needed = session.exec(
-                select(UploadJob.id)
-                .where(
-                    col(UploadJob.storage_key) == job.storage_key,
-                    col(UploadJob.id) != job.id,
-                    or_(
-                        col(UploadJob.state).not_in(terminal),
-                        col(UploadJob.finished_at) >= cutoff,
-                    ),
-                )
-                .limit(1)
-            ).first()
-            if still_needed is None and rt.store.exists(job.storage_key):
-                rt.store.delete(job.storage_key)
-                report.documents_deleted += 1
-            job.document_deleted_at = now
-            session.add(job)
+    def delete(key: str) -> bool:
+        if not rt.store.exists(key):
+            return False
+        rt.store.delete(key)
+        return True
+
+    report.documents_deleted += job_table.delete_unneeded_documents(
+        rt.engine,
+        cutoff=now - timedelta(days=rt.settings.retention_days),
+        now=now,
+        limit=batch_size,
+        delete=delete,
+    )

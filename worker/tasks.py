@@ -13,9 +13,11 @@ from celery import Celery
 
 from config import Settings
 from messaging import POLL_TASK, SWEEP_TASK, UPLOAD_TASK
-from worker import services, sweeper
+from worker import sweeper
 from worker.celery_app import CeleryPublisher, create_celery_app
+from worker.poll_step import poll_job
 from worker.runtime import WorkerRuntime
+from worker.upload_step import upload_job
 
 __all__ = ["create_worker_app", "register", "runtime_for"]
 
@@ -47,14 +49,14 @@ def register(app: Celery) -> None:
     @app.task(name=UPLOAD_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def upload_document(job_id: str) -> str:
         """Upload one job's PDF and chain the first poll of its ticket."""
-        outcome = services.upload_job(runtime_for(app), job_id)
+        outcome = upload_job(runtime_for(app), job_id)
         log.info("%s", outcome)
         return str(outcome)
 
     @app.task(name=POLL_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def poll_ticket(job_id: str) -> str:
         """Check one job's ticket and record the answer or schedule the next poll."""
-        outcome = services.poll_job(runtime_for(app), job_id)
+        outcome = poll_job(runtime_for(app), job_id)
         log.info("%s", outcome)
         return str(outcome)
 

@@ -23,13 +23,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
 
 from api_client import DocumentType
 from config import Settings
 from intake.producer import EnqueueRejected, EnqueueRequest, enqueue_document
 from intake.storage import FilesystemDocumentStore
 from models import TERMINAL_STATES, JobState, UploadJob, make_engine, migrate
+from models import jobs as job_table
 from worker.celery_app import CeleryPublisher, create_celery_app
 from yfdocs.sample_documents import render_text_pdf
 
@@ -137,9 +137,7 @@ def _stop(process: subprocess.Popen[bytes] | None, grace: float = 20.0) -> None:
 
 
 def _jobs(engine: Engine, job_ids: list[str]) -> dict[str, UploadJob]:
-    with Session(engine) as session:
-        rows = session.exec(select(UploadJob).where(col(UploadJob.id).in_(job_ids)))
-        return {job.id: job for job in rows}
+    return job_table.jobs_by_ids(engine, job_ids)
 
 
 def run_demo(base_settings: Settings, *, keep: bool = False, timeout: float = 180.0) -> int:

@@ -13,13 +13,14 @@ from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
 
 from config import Settings
-from models import JobState, TokenCacheEntry, UploadJob
-from scheduling.governor import DEFAULT_SPACING_HALF_LIFE, FleetUsage, fleet_usage
+from models import JobState
+from models import jobs as job_table
+from scheduling.governor import DEFAULT_SPACING_HALF_LIFE
+from scheduling.token_cache import RefusalRecord, active_refusals
+from scheduling.usage import FleetUsage, fleet_usage
 
 __all__ = ["FleetSummary", "fleet_summary", "render_fleet"]
 
@@ -27,32 +28,6 @@ __all__ = ["FleetSummary", "fleet_summary", "render_fleet"]
 # target); a ticket already uploaded needs only the status calls.
 CALLS_PER_NEW_DOCUMENT = 2.2
 CALLS_PER_UPLOADED_TICKET = 1.2
-
-
-@dataclass(frozen=True)
-class CredentialsRefusal:
-    """The token endpoint refused the app's credentials for a tenant; its jobs wait."""
-
-    tenant_id: str
-    reason: str
-    refusals: int
-    retry_at: datetime
-
-
-def _credentials_refused(session: Session, now: datetime) -> tuple[CredentialsRefusal, ...]:
-    rows = session.exec(
-        select(TokenCacheEntry).where(col(TokenCacheEntry.refused_until) > now)
-    ).all()
-    return tuple(
-        CredentialsRefusal(
-            tenant_id=row.cache_key.rsplit("|", 1)[-1],
-            reason=row.refused_reason or "",
-            refusals=row.refusals,
-            retry_at=row.refused_until,
-        )
-        for row in rows
-        if row.refused_until is not None
-    )
 
 
 @dataclass(frozen=True)
@@ -67,7 +42,7 @@ class FleetSummary:
     pace_calls_per_hour: float
     estimated_delivery_at: datetime | None
     waiting_for_quota: bool
-    credentials_refused: tuple[CredentialsRefusal, ...] = ()
+    credentials_refused: tuple[RefusalRecord, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         usage = {
@@ -92,7 +67,7 @@ class FleetSummary:
                     "tenant_id": refusal.tenant_id,
                     "reason": refusal.reason,
                     "refusals": refusal.refusals,
-                    "retry_at": refusal.retry_at.isoformat().replace("+00:00", "Z"),
+                    "retry_at": refusal.refused_until.isoformat().replace("+00:00", "Z"),
                 }
                 for refusal in self.credentials_refused
             ],
@@ -130,13 +105,8 @@ def fleet_summary(engine: Engine, settings: Settings, now: datetime) -> FleetSum
         quota_timezone=settings.quota_timezone,
         quota_window_seconds=settings.quota_window,
     )
-    with Session(engine) as session:
-        rows = session.exec(
-            select(col(UploadJob.state), func.count()).group_by(col(UploadJob.state))
-        ).all()
-        refused = _credentials_refused(session, now)
-    by_state = {state.value: 0 for state in JobState}
-    by_state.update({state: int(count) for state, count in rows})
+    by_state = job_table.counts_by_state(engine)
+    refused = tuple(active_refusals(engine, now))
     new_documents = by_state[JobState.QUEUED.value] + by_state[JobState.UPLOADING.value]
     uploaded = by_state[JobState.POLLING.value]
     calls_needed = math.ceil(
@@ -188,7 +158,7 @@ def render_fleet(summary: FleetSummary) -> Table:
             "credentials",
             f"[red]refused by the token endpoint for tenant {refusal.tenant_id} "
             f"({escape(refusal.reason)}, {refusal.refusals}x)[/]: its jobs wait until "
-            f"{refusal.retry_at:%Y-%m-%d %H:%M}Z, or until a worker starts with new ones",
+            f"{refusal.refused_until:%Y-%m-%d %H:%M}Z, or until a worker starts with new ones",
         )
     if usage.learned_spacing_s > 0:
         table.add_row(

@@ -27,19 +27,10 @@ from intake.storage import FilesystemDocumentStore
 from intake.validation import EnqueueRejected, InvalidPdf
 from messaging import JobPublisher, PublishError
 from models import JobState, Priority, make_engine, migrate, utcnow
+from models.jobs import AmbiguousJobId, JobNotFound, find_job, job_events, list_jobs
 from worker.celery_app import CeleryPublisher, create_celery_app
 from yfdocs.fleet_view import fleet_summary, render_fleet
-from yfdocs.job_views import (
-    AmbiguousJobId,
-    JobNotFound,
-    event_to_dict,
-    find_job,
-    job_events,
-    job_to_dict,
-    list_jobs,
-    render_job_detail,
-    render_jobs_table,
-)
+from yfdocs.job_views import event_to_dict, job_to_dict, render_job_detail, render_jobs_table
 
 __all__ = ["COMMANDS", "ProducerServices"]
 

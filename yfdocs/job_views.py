@@ -13,22 +13,10 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
 
 from models import JobEvent, JobState, Priority, UploadJob
 
-__all__ = [
-    "AmbiguousJobId",
-    "JobNotFound",
-    "event_to_dict",
-    "find_job",
-    "job_events",
-    "job_to_dict",
-    "list_jobs",
-    "render_job_detail",
-    "render_jobs_table",
-]
+__all__ = ["event_to_dict", "job_to_dict", "render_job_detail", "render_jobs_table"]
 
 _STATE_STYLES = {
     JobState.QUEUED.value: "cyan",
@@ -39,14 +27,6 @@ _STATE_STYLES = {
     JobState.EXPIRED.value: "red",
     JobState.UNMATCHED.value: "yellow",
 }
-
-
-class JobNotFound(LookupError):
-    """No job has this id (or id prefix)."""
-
-
-class AmbiguousJobId(LookupError):
-    """The id prefix fits more than one job."""
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -107,48 +87,6 @@ def event_to_dict(event: JobEvent) -> dict[str, Any]:
         "http_status": event.http_status,
         "correlation_id": event.correlation_id,
     }
-
-
-def list_jobs(engine: Engine, *, state: JobState | None = None, limit: int = 50) -> list[UploadJob]:
-    """The newest jobs first, optionally in one state."""
-    statement = select(UploadJob)
-    if state is not None:
-        statement = statement.where(col(UploadJob.state) == state.value)
-    statement = statement.order_by(col(UploadJob.created_at).desc(), col(UploadJob.id)).limit(limit)
-    with Session(engine, expire_on_commit=False) as session:
-        return list(session.exec(statement).all())
-
-
-def find_job(engine: Engine, id_or_prefix: str) -> UploadJob:
-    """The job with this id, or the only one whose id starts with it."""
-    text = id_or_prefix.strip().lower()
-    if not text:
-        raise JobNotFound("no job id given")
-    with Session(engine, expire_on_commit=False) as session:
-        job = session.get(UploadJob, text)
-        if job is not None:
-            return job
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        matches = session.exec(
-            select(UploadJob).where(col(UploadJob.id).like(f"{escaped}%", escape="\\")).limit(2)
-        ).all()
-    if not matches:
-        raise JobNotFound(f"no job with id {id_or_prefix!r}")
-    if len(matches) > 1:
-        raise AmbiguousJobId(f"job id prefix {id_or_prefix!r} fits more than one job")
-    return matches[0]
-
-
-def job_events(engine: Engine, job_id: str) -> list[JobEvent]:
-    """A job's history, oldest first."""
-    with Session(engine, expire_on_commit=False) as session:
-        return list(
-            session.exec(
-                select(JobEvent)
-                .where(col(JobEvent.job_id) == job_id)
-                .order_by(col(JobEvent.at), col(JobEvent.id))
-            ).all()
-        )
 
 
 def _state_text(state: str) -> Text:

@@ -7,9 +7,10 @@ import json
 import click
 
 from config import Settings
+from intake.producer import retry_job
 from models import make_engine, migrate, utcnow
+from models.jobs import JobNotRetryable
 from worker.celery_app import CeleryPublisher, create_celery_app
-from worker.services import JobNotRetryable, retry_job
 
 __all__ = ["COMMANDS"]
 

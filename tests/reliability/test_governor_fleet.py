@@ -15,7 +15,7 @@ import requests
 from sqlmodel import Session, col, select
 
 from models import ApiCall
-from scheduling.governor import fleet_usage
+from scheduling.usage import fleet_usage
 from tests.plugins.worker_fixtures import ServiceUnderTest
 
 TIME_SCALE = 5.0

@@ -22,8 +22,9 @@ from config import Settings
 from intake.producer import EnqueueRequest, enqueue_document
 from intake.storage import FilesystemDocumentStore
 from models import JobEvent, Priority, UploadJob, make_engine, migrate
+from scheduling.policy.poll_plan import PollPlan
 from scheduling.policy.retry import PollSchedule, RetryPolicy
-from scheduling.poll_planner import PollPlan, PollPlanner
+from scheduling.poll_planner import PollPlanner
 from tests.fake_publisher import FakePublisher
 from tests.pdf_samples import make_pdf
 from worker.runtime import WorkerRuntime
@@ -197,7 +198,7 @@ class Harness:
         """A job that was uploaded at `now` and waits for its first poll."""
         job_id = self.enqueue()
         self.client.upload_answers.append(receipt(ticket_id))
-        from worker.services import upload_job
+        from worker.upload_step import upload_job
 
         outcome = upload_job(self.rt, job_id)
         assert outcome.action.startswith("uploaded"), outcome

@@ -12,7 +12,8 @@ from models import ApiCall, JobState, Priority, session_scope
 from scheduling.governor import QuotaExhausted, SlotWaitTimeout, governor_from_settings
 from scheduling.quota_policy import upload_must_wait
 from tests.unit.worker.conftest import Harness, receipt, status
-from worker.services import poll_job, upload_job
+from worker.poll_step import poll_job
+from worker.upload_step import upload_job
 from yfdocs.fleet_view import fleet_summary, render_fleet
 
 

@@ -13,7 +13,8 @@ from models import JobState
 from scheduling.credentials import release_credential_holds
 from scheduling.token_cache import DatabaseTokenCache
 from tests.unit.worker.conftest import Harness, receipt
-from worker.services import poll_job, upload_job
+from worker.poll_step import poll_job
+from worker.upload_step import upload_job
 from yfdocs.fleet_view import fleet_summary, render_fleet
 
 KEY = "https://login.test/connect/token|client|4028868"

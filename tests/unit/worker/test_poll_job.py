@@ -17,7 +17,7 @@ from api_client import (
 )
 from models import JobState
 from tests.unit.worker.conftest import OWNER, TENANT, Harness, status
-from worker.services import poll_job
+from worker.poll_step import poll_job
 
 
 class WorkerKilled(BaseException):

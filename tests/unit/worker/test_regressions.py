@@ -11,8 +11,9 @@ from intake.storage import FilesystemDocumentStore
 from models import JobState
 from tests.pdf_samples import make_pdf
 from tests.unit.worker.conftest import Harness, receipt, status
-from worker.services import poll_job, upload_job
+from worker.poll_step import poll_job
 from worker.sweeper import sweep
+from worker.upload_step import upload_job
 
 
 def test_an_overdue_poll_is_not_republished_on_every_pass(h: Harness) -> None:

@@ -8,10 +8,13 @@ from datetime import timedelta
 import pytest
 
 from api_client import BadRequestError
+from intake.producer import retry_job
 from models import JobState
+from models.jobs import JobNotRetryable
 from tests.unit.worker.conftest import Harness, receipt, status
-from worker.services import JobNotRetryable, poll_job, retry_job, upload_job
+from worker.poll_step import poll_job
 from worker.sweeper import sweep
+from worker.upload_step import upload_job
 
 
 def _failed_after_polling(h: Harness) -> str:

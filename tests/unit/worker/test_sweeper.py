@@ -23,8 +23,9 @@ from worker.celery_app import (
     filesystem_queue_folder,
     job_ids_waiting_in_filesystem_queue,
 )
-from worker.services import poll_job, upload_job
+from worker.poll_step import poll_job
 from worker.sweeper import SweepReport, abandoned_queue_age, lost_message_grace, sweep
+from worker.upload_step import upload_job
 
 DAY = 86400.0
 # Settings only: nothing connects to it (the harness's publisher is a fake).

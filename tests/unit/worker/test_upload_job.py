@@ -21,8 +21,8 @@ from models import JobState
 from scheduling.policy.retry import RetryPolicy
 from tests.unit.worker.conftest import OWNER, TENANT, Harness, receipt
 from worker.runtime import WorkerRuntime
-from worker.services import upload_job
 from worker.sweeper import sweep
+from worker.upload_step import upload_job
 
 
 class WorkerKilled(BaseException):

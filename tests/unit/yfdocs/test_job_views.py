@@ -8,19 +8,10 @@ import pytest
 from rich.console import Console
 
 from intake.producer import EnqueueRequest
+from models.jobs import AmbiguousJobId, JobNotFound, find_job, job_events, list_jobs
 from tests.pdf_samples import make_pdf
 from tests.plugins.producer_fixtures import Producer
-from yfdocs.job_views import (
-    AmbiguousJobId,
-    JobNotFound,
-    event_to_dict,
-    find_job,
-    job_events,
-    job_to_dict,
-    list_jobs,
-    render_job_detail,
-    render_jobs_table,
-)
+from yfdocs.job_views import event_to_dict, job_to_dict, render_job_detail, render_jobs_table
 
 REQUIRED = {
     "id",

@@ -8,13 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from scheduling.governor import (
-    QuotaExhausted,
-    TokenBudgetExhausted,
-    fleet_usage,
-    month_window,
-    quota_day_window,
-)
+from scheduling.governor import QuotaExhausted, TokenBudgetExhausted
+from scheduling.policy.windows import month_window, quota_day_window
+from scheduling.usage import fleet_usage
 
 from .conftest import TENANT, FakeClock, add_calls, ledger, make_governor
 

@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from scheduling.governor import SlotWaitTimeout, decayed_spacing, fleet_usage
+from scheduling.governor import SlotWaitTimeout
+from scheduling.policy.windows import decayed_spacing
+from scheduling.usage import fleet_usage
 
 from .conftest import TENANT, FakeClock, ledger, make_governor
 

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
+from scheduling.policy.poll_plan import DurationObservation, PollPlan, TicketDurationModel
 from scheduling.policy.retry import PollSchedule
-from scheduling.poll_planner import DurationObservation, PollPlan, TicketDurationModel
 
 
 def exact(*durations: float) -> list[DurationObservation]:

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from models import JobState, UploadJob, make_engine, migrate, session_scope
-from scheduling.poll_planner import DurationObservation, PollPlanner, load_observations
+from scheduling.policy.poll_plan import DurationObservation
+from scheduling.poll_planner import PollPlanner, load_observations
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -1,0 +1,500 @@
+"""The one module that queries the job tables (`upload_jobs`, `job_events`).
+
+As procrastinate's `manager.py` does for its jobs, this module holds every read and write of
+a job row that the service makes: the producer's insert and idempotency look-up, the steps'
+claims under a lease and the recording of their outcomes, the sweeper's scans for what is
+due, the scheduling rules' counts, and the views' listings. Other rooms call these
+functions; none of them builds a query on these tables itself, so an index, a lock or a
+state rule is read and changed in one place.
+
+Changes of state go through `models.history` (`change_state`, `record_note`), which writes
+the event row with every change: no transition without its line in the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from models.db import session_scope
+from models.errors import Decision, YfdocsError
+from models.history import change_state, record_created, record_note
+from models.states import TERMINAL_STATES, JobState, Priority
+from models.tables import JobEvent, UploadJob
+
+__all__ = [
+    "AmbiguousJobId",
+    "CompletedTicket",
+    "JobNotFound",
+    "JobNotRetryable",
+    "count_jobs",
+    "counts_by_state",
+    "delete_unneeded_documents",
+    "due_poll_ids",
+    "expired_lease_ids",
+    "find_by_idempotency_key",
+    "find_job",
+    "held_job",
+    "insert_job",
+    "job_events",
+    "jobs_by_ids",
+    "list_jobs",
+    "locked_job",
+    "lost_message_candidates",
+    "mark_published",
+    "note_published",
+    "peek_queued_priority",
+    "queued_needing_publish_ids",
+    "recent_completed_tickets",
+    "release_holds_until",
+    "release_if_held",
+    "requeue_finished_job",
+]
+
+ANY_DUE_TIME = object()  # `mark_published(due_at=...)`: do not compare the due column
+
+
+class JobNotFound(YfdocsError, LookupError):
+    """No job has this id (or id prefix)."""
+
+    decision = Decision.REFUSE
+
+
+class AmbiguousJobId(YfdocsError, LookupError):
+    """The id prefix fits more than one job."""
+
+    decision = Decision.REFUSE
+
+
+class JobNotRetryable(YfdocsError):
+    """`yfdocs retry` was asked for a job that is not failed or expired, or cannot be sent."""
+
+    decision = Decision.REFUSE
+
+
+# -- the producer ------------------------------------------------------------------------------
+
+
+def find_by_idempotency_key(engine: Engine, key: str) -> UploadJob | None:
+    """The job that holds this idempotency key, if any."""
+    with Session(engine, expire_on_commit=False) as session:
+        return session.exec(select(UploadJob).where(col(UploadJob.idempotency_key) == key)).first()
+
+
+def insert_job(engine: Engine, job: UploadJob, *, reason: str, now: datetime) -> None:
+    """Insert a new job with the first line of its history, in one transaction.
+
+    Raises `sqlalchemy.exc.IntegrityError` when another producer inserted the same
+    idempotency key first; nothing is written then.
+    """
+    with session_scope(engine) as session:
+        session.add(job)
+        session.flush()  # the job row first: the event's foreign key points at it
+        record_created(session, job, reason=reason, now=now)
+
+
+def mark_published(
+    engine: Engine,
+    job_id: str,
+    *,
+    state: JobState,
+    now: datetime,
+    due_at: datetime | object | None = ANY_DUE_TIME,
+) -> None:
+    """Record that the step the job waits for in `state` was just published.
+
+    With `due_at`, only while the job still waits for that very due time (its
+    `not_before` when queued, `next_poll_at` when polling): a late mark must not hide a
+    newer step from the sweeper.
+    """
+    statement = update(UploadJob).where(
+        col(UploadJob.id) == job_id, col(UploadJob.state) == state.value
+    )
+    if due_at is not ANY_DUE_TIME:
+        due_column = (
+            col(UploadJob.next_poll_at) if state is JobState.POLLING else col(UploadJob.not_before)
+        )
+        statement = statement.where(due_column == due_at)
+    with session_scope(engine) as session:
+        session.execute(statement.values(published_at=now))
+
+
+def note_published(
+    engine: Engine, job_id: str, *, state: JobState, now: datetime, note: str
+) -> None:
+    """Record a publish that needs a word in the history (a message sent again), unless the
+    job has moved on; a job a worker has already claimed keeps its mark."""
+    with locked_job(engine, job_id) as (session, job):
+        if job is None or job.state != state.value:
+            return
+        if job.lease_expires_at is None or job.lease_expires_at < now:
+            job.published_at = now
+        record_note(session, job, reason=note, now=now)
+
+
+def requeue_finished_job(engine: Engine, job_id: str, *, reason: str, now: datetime) -> UploadJob:
+    """Send a failed or expired job again from the start; raises `JobNotRetryable` otherwise."""
+    with locked_job(engine, job_id) as (session, job):
+        if job is None:
+            raise JobNotRetryable(f"no job {job_id}")
+        if job.job_state not in TERMINAL_STATES - {JobState.COMPLETE}:
+            raise JobNotRetryable(
+                f"job {job_id} is {job.state}; only failed or expired jobs can be retried"
+            )
+        if job.document_deleted_at is not None:
+            raise JobNotRetryable(
+                f"job {job_id}: its stored PDF was deleted after the retention period; "
+                "enqueue the document again"
+            )
+        job.attempts = 0
+        job.poll_count = 0
+        job.ticket_id = None
+        job.uploaded_at = None
+        job.next_poll_at = None
+        job.not_before = None
+        job.published_at = None
+        change_state(session, job, JobState.QUEUED, reason=reason, now=now)
+        return job
+
+
+# -- claims and outcomes -----------------------------------------------------------------------
+
+
+@contextmanager
+def locked_job(engine: Engine, job_id: str) -> Iterator[tuple[Session, UploadJob | None]]:
+    """The job row locked for one transaction (PostgreSQL: FOR UPDATE; SQLite's BEGIN
+    IMMEDIATE locks the whole file), committed when the block ends without an error."""
+    with session_scope(engine) as session:
+        statement = select(UploadJob).where(UploadJob.id == job_id).with_for_update()
+        yield session, session.exec(statement).first()
+
+
+@contextmanager
+def held_job(
+    engine: Engine, job_id: str, state: JobState, owner: str
+) -> Iterator[tuple[Session, UploadJob | None]]:
+    """The job if `owner` still holds it in `state`, its lease given back; else None.
+
+    None means the lease was lost meanwhile (the sweeper took the job back): the outcome
+    in hand is no longer this worker's to record.
+    """
+    with locked_job(engine, job_id) as (session, job):
+        yield session, job if job is not None and release_if_held(job, state, owner) else None
+
+
+def release_if_held(job: UploadJob, state: JobState, owner: str) -> bool:
+    """Give the job's lease back if `owner` holds it in `state`; False (and nothing changed)
+    if the job has moved on or the lease went to another worker."""
+    if job.job_state is not state or job.lease_owner != owner:
+        return False
+    job.lease_owner = None
+    job.lease_expires_at = None
+    return True
+
+
+def peek_queued_priority(engine: Engine, job_id: str) -> int | None:
+    """The job's priority if it is queued, read without a lock (before a claim: on SQLite a
+    second connection would wait for the claim's lock)."""
+    with Session(engine) as session:
+        found = session.exec(
+            select(UploadJob.priority, UploadJob.state).where(UploadJob.id == job_id)
+        ).first()
+    if found is None or found[1] != JobState.QUEUED.value:
+        return None
+    return int(found[0])
+
+
+# -- the sweeper's scans -------------------------------------------------------------------------
+
+
+def _ids(engine: Engine, statement: SelectOfScalar[str], limit: int) -> list[str]:
+    with Session(engine) as session:
+        return list(session.exec(statement.limit(limit)))
+
+
+def expired_lease_ids(engine: Engine, *, now: datetime, limit: int) -> list[str]:
+    """Jobs held in `uploading` or `polling` whose lease ran out before `now`."""
+    held = (JobState.UPLOADING.value, JobState.POLLING.value)
+    return _ids(
+        engine,
+        select(UploadJob.id).where(
+            col(UploadJob.state).in_(held), col(UploadJob.lease_expires_at) < now
+        ),
+        limit,
+    )
+
+
+def queued_needing_publish_ids(
+    engine: Engine, *, now: datetime, stale_before: datetime, limit: int
+) -> list[str]:
+    """Queued jobs that are due and have no live message: never published (or the mark was
+    cleared), or published before `stale_before`. Live work first, then the oldest."""
+    due = or_(
+        and_(
+            col(UploadJob.published_at).is_(None),
+            or_(col(UploadJob.not_before).is_(None), col(UploadJob.not_before) <= now),
+        ),
+        col(UploadJob.published_at) < stale_before,
+    )
+    return _ids(
+        engine,
+        select(UploadJob.id)
+        .where(col(UploadJob.state) == JobState.QUEUED.value, due)
+        .order_by(col(UploadJob.priority), col(UploadJob.created_at)),
+        limit,
+    )
+
+
+def due_poll_ids(engine: Engine, *, now: datetime, grace_before: datetime, limit: int) -> list[str]:
+    """Unclaimed polling jobs whose next poll is due and unpublished, or whose poll and
+    message are both older than `grace_before` (the message was lost). Soonest first."""
+    due = or_(
+        and_(col(UploadJob.published_at).is_(None), col(UploadJob.next_poll_at) <= now),
+        and_(
+            col(UploadJob.published_at) <= grace_before,
+            col(UploadJob.next_poll_at) <= grace_before,
+        ),
+    )
+    return _ids(
+        engine,
+        select(UploadJob.id)
+        .where(
+            col(UploadJob.state) == JobState.POLLING.value,
+            col(UploadJob.lease_expires_at).is_(None),
+            due,
+        )
+        .order_by(col(UploadJob.next_poll_at)),
+        limit,
+    )
+
+
+def lost_message_candidates(
+    engine: Engine,
+    state: JobState,
+    *,
+    now: datetime,
+    settled: datetime,
+    limit: int,
+    among: set[str] | None = None,
+) -> list[str]:
+    """Unclaimed jobs in `state`, due and published before `settled`: oldest message first.
+
+    Workers take message files in the order they were published, so the messages taken
+    and lost are older than those still waiting: they come first in a bounded batch.
+    """
+    if among is not None and not among:
+        return []
+    if state is JobState.POLLING:
+        due = col(UploadJob.next_poll_at) <= settled
+    else:
+        due = or_(col(UploadJob.not_before).is_(None), col(UploadJob.not_before) <= settled)
+    statement = select(UploadJob.id).where(
+        col(UploadJob.state) == state.value,
+        col(UploadJob.published_at) <= settled,
+        due,
+        or_(col(UploadJob.lease_expires_at).is_(None), col(UploadJob.lease_expires_at) < now),
+    )
+    if among is not None:
+        statement = statement.where(col(UploadJob.id).in_(among))
+    return _ids(engine, statement.order_by(col(UploadJob.published_at)), limit)
+
+
+def delete_unneeded_documents(
+    engine: Engine,
+    *,
+    cutoff: datetime,
+    now: datetime,
+    limit: int,
+    delete: Callable[[str], bool],
+) -> int:
+    """Mark the stored PDFs of jobs finished before `cutoff` deleted, calling `delete(key)`
+    for each key no other job may still need (unfinished, or finished within the period).
+
+    Storage is content-addressed, so one file may serve several jobs. `delete` returns
+    whether it removed something; returns how many keys it removed.
+    """
+    terminal = [state.value for state in TERMINAL_STATES]
+    deleted = 0
+    with session_scope(engine) as session:
+        jobs = list(
+            session.exec(
+                select(UploadJob)
+                .where(
+                    col(UploadJob.document_deleted_at).is_(None),
+                    col(UploadJob.finished_at) < cutoff,
+                    col(UploadJob.state).in_(terminal),
+                )
+                .limit(limit)
+            )
+        )
+        for job in jobs:
+            still_needed = session.exec(
+                select(UploadJob.id)
+                .where(
+                    col(UploadJob.storage_key) == job.storage_key,
+                    col(UploadJob.id) != job.id,
+                    or_(
+                        col(UploadJob.state).not_in(terminal),
+                        col(UploadJob.finished_at) >= cutoff,
+                    ),
+                )
+                .limit(1)
+            ).first()
+            if still_needed is None and delete(job.storage_key):
+                deleted += 1
+            job.document_deleted_at = now
+            session.add(job)
+    return deleted
+
+
+# -- what the scheduling rules read ------------------------------------------------------------
+
+
+def count_jobs(
+    engine: Engine, state: JobState, *, priority_below: Priority | int | None = None
+) -> int:
+    """Jobs in `state`; with `priority_below`, only those that run before that priority."""
+    statement = (
+        select(func.count()).select_from(UploadJob).where(col(UploadJob.state) == state.value)
+    )
+    if priority_below is not None:
+        statement = statement.where(col(UploadJob.priority) < int(priority_below))
+    with Session(engine) as session:
+        return int(session.exec(statement).one())
+
+
+def counts_by_state(engine: Engine) -> dict[str, int]:
+    """How many jobs stand in each state, every state named (zero included)."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(col(UploadJob.state), func.count()).group_by(col(UploadJob.state))
+        ).all()
+    counts = {state.value: 0 for state in JobState}
+    counts.update({state: int(count) for state, count in rows})
+    return counts
+
+
+@dataclass(frozen=True)
+class CompletedTicket:
+    """When a delivered ticket was uploaded, last seen in progress, and seen complete."""
+
+    uploaded_at: datetime
+    last_in_progress_at: datetime | None
+    finished_at: datetime
+
+
+def recent_completed_tickets(
+    engine: Engine, tenant_id: str, *, limit: int
+) -> list[CompletedTicket]:
+    """The tenant's last `limit` delivered tickets, newest first, in one query."""
+    statement = (
+        select(
+            col(UploadJob.uploaded_at),
+            col(UploadJob.finished_at),
+            col(UploadJob.last_in_progress_at),
+        )
+        .where(
+            col(UploadJob.tenant_id) == tenant_id,
+            col(UploadJob.state) == JobState.COMPLETE.value,
+            col(UploadJob.uploaded_at).is_not(None),
+            col(UploadJob.finished_at).is_not(None),
+        )
+        .order_by(col(UploadJob.finished_at).desc())
+        .limit(limit)
+    )
+    with Session(engine) as session:
+        rows = session.exec(statement).all()
+    return [
+        CompletedTicket(uploaded_at, still_at, finished_at)
+        for uploaded_at, finished_at, still_at in rows
+        if uploaded_at is not None and finished_at is not None
+    ]
+
+
+def release_holds_until(engine: Engine, held_until: datetime, *, now: datetime, note: str) -> int:
+    """Let the jobs that wait for exactly `held_until` (a refusal's end) go now; returns how
+    many were released. Queued jobs wait in `not_before`, polling ones in `next_poll_at`."""
+    released = 0
+    with session_scope(engine) as session:
+        held = session.exec(
+            select(UploadJob).where(
+                or_(
+                    and_(
+                        col(UploadJob.state) == JobState.QUEUED.value,
+                        col(UploadJob.not_before) == held_until,
+                    ),
+                    and_(
+                        col(UploadJob.state) == JobState.POLLING.value,
+                        col(UploadJob.next_poll_at) == held_until,
+                    ),
+                )
+            )
+        ).all()
+        for job in held:
+            if job.job_state is JobState.QUEUED:
+                job.not_before = now
+            else:
+                job.next_poll_at = now
+            job.published_at = None
+            record_note(session, job, reason=note, now=now)
+            released += 1
+    return released
+
+
+# -- views -------------------------------------------------------------------------------------
+
+
+def list_jobs(engine: Engine, *, state: JobState | None = None, limit: int = 50) -> list[UploadJob]:
+    """The newest jobs first, optionally in one state."""
+    statement = select(UploadJob)
+    if state is not None:
+        statement = statement.where(col(UploadJob.state) == state.value)
+    statement = statement.order_by(col(UploadJob.created_at).desc(), col(UploadJob.id)).limit(limit)
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.exec(statement).all())
+
+
+def find_job(engine: Engine, id_or_prefix: str) -> UploadJob:
+    """The job with this id, or the only one whose id starts with it."""
+    text = id_or_prefix.strip().lower()
+    if not text:
+        raise JobNotFound("no job id given")
+    with Session(engine, expire_on_commit=False) as session:
+        job = session.get(UploadJob, text)
+        if job is not None:
+            return job
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        matches = session.exec(
+            select(UploadJob).where(col(UploadJob.id).like(f"{escaped}%", escape="\\")).limit(2)
+        ).all()
+    if not matches:
+        raise JobNotFound(f"no job with id {id_or_prefix!r}")
+    if len(matches) > 1:
+        raise AmbiguousJobId(f"job id prefix {id_or_prefix!r} fits more than one job")
+    return matches[0]
+
+
+def job_events(engine: Engine, job_id: str) -> list[JobEvent]:
+    """A job's history, oldest first."""
+    with Session(engine, expire_on_commit=False) as session:
+        return list(
+            session.exec(
+                select(JobEvent)
+                .where(col(JobEvent.job_id) == job_id)
+                .order_by(col(JobEvent.at), col(JobEvent.id))
+            ).all()
+        )
+
+
+def jobs_by_ids(engine: Engine, job_ids: Sequence[str]) -> dict[str, UploadJob]:
+    """These jobs by id (missing ones left out)."""
+    with Session(engine, expire_on_commit=False) as session:
+        rows = session.exec(select(UploadJob).where(col(UploadJob.id).in_(list(job_ids))))
+        return {job.id: job for job in rows}

@@ -1,0 +1,244 @@
+"""One step runner for every job step: claim, call the API, record the outcome, schedule.
+
+As dramatiq's middleware wraps every actor, this wraps the upload and the poll step, which
+then hold only their own logic (`worker.upload_step`, `worker.poll_step`):
+
+1. **claim** the job in a short transaction (its state and a lease), or skip it;
+2. **call** the API outside any transaction;
+3. **record** the outcome with its event in a second short transaction; when the call
+   raised, first turn the exception into a `Verdict` (`verdict_for`, a table kept as data,
+   as procrastinate's `RetryStrategy.get_retry_decision`), and let the step apply it;
+4. **schedule** what follows, only after that commit (the outbox rule): a broker countdown
+   for a short wait, the database alone for a long one (the sweeper publishes it when due).
+
+A step that finds the job already beyond it does nothing, so a duplicated or late message
+is harmless; an outcome that arrives after the job's lease was taken back is not recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol
+
+from sqlmodel import Session
+
+from api_client import CredentialsRejectedError, YouforceError
+from messaging import PublishError
+from models import JobState, UploadJob
+from models import jobs as job_table
+from models.errors import Decision, YfdocsError
+from scheduling.governor import CallDeferred
+from worker.runtime import WorkerRuntime
+
+__all__ = [
+    "DECISION_RULES",
+    "Next",
+    "Step",
+    "StepOutcome",
+    "Verdict",
+    "run_step",
+    "schedule",
+    "verdict_for",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a step did, in words for the task's log line and Flower's result column."""
+
+    job_id: str
+    action: str
+
+    def __str__(self) -> str:
+        return f"{self.job_id}: {self.action}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an exception from a step's call means for the job (see `models.errors`).
+
+    `reason` is the cause in words; `until` is when a deferred job looks again;
+    `retry_after` what the server asked for; the HTTP status and correlationId go on the
+    job and its event; `from_api` says the API answered (or failed to), not the service.
+    """
+
+    decision: Decision
+    reason: str
+    until: datetime | None = None
+    retry_after: float | None = None
+    http_status: int | None = None
+    correlation_id: str | None = None
+    from_api: bool = False
+
+    def error_fields(self) -> dict[str, Any]:
+        """The columns the failure leaves on the job and its event (never a token)."""
+        return {
+            "error": self.reason,
+            "http_status": self.http_status,
+            "correlation_id": self.correlation_id,
+        }
+
+
+def _api_error(exc: BaseException, rt: WorkerRuntime) -> Verdict:
+    assert isinstance(exc, YouforceError)
+    return Verdict(
+        Decision.RETRY if exc.retryable else Decision.FAIL,
+        str(exc),
+        retry_after=exc.retry_after,
+        http_status=exc.status_code,
+        correlation_id=exc.correlation_id,
+        from_api=True,
+    )
+
+
+def _credentials_refused(exc: BaseException, rt: WorkerRuntime) -> Verdict:
+    """A refusal of the app's credentials is the fleet's problem, not the job's: the job
+    waits (no attempt spent) until the fleet may ask again, or a worker with new ones starts."""
+    assert isinstance(exc, CredentialsRejectedError)
+    until = exc.retry_at or rt.clock() + timedelta(seconds=rt.settings.credentials_retry)
+    answer = exc.api_message or exc.error_code or "refused"
+    return Verdict(
+        Decision.DEFER,
+        f"the token endpoint refused the app's credentials ({answer}); set "
+        "YFDOCS_CLIENT_ID and YFDOCS_CLIENT_SECRET right and restart the workers",
+        until=until,
+    )
+
+
+def _deferred(exc: BaseException, rt: WorkerRuntime) -> Verdict:
+    assert isinstance(exc, CallDeferred)
+    return Verdict(Decision.DEFER, exc.reason, until=exc.until)
+
+
+def _own_error(exc: BaseException, rt: WorkerRuntime) -> Verdict:
+    assert isinstance(exc, YfdocsError)
+    return Verdict(exc.decision, str(exc))
+
+
+# The mapping from an exception to what happens to the job: the first rule whose class the
+# exception is an instance of decides (so the more specific classes come first).
+Rule = Callable[[BaseException, WorkerRuntime], Verdict]
+DECISION_RULES: tuple[tuple[type[BaseException], Rule], ...] = (
+    (CallDeferred, _deferred),
+    (CredentialsRejectedError, _credentials_refused),
+    (YouforceError, _api_error),
+    (YfdocsError, _own_error),
+)
+
+
+def verdict_for(exc: BaseException, rt: WorkerRuntime) -> Verdict | None:
+    """The verdict on `exc` by `DECISION_RULES`; None for an exception no rule names."""
+    for kind, rule in DECISION_RULES:
+        if isinstance(exc, kind):
+            return rule(exc, rt)
+    return None
+
+
+@dataclass(frozen=True)
+class Next:
+    """The step that follows a recorded outcome: the job waits in `state` until `due_at`."""
+
+    state: JobState
+    due_at: datetime
+
+
+class Step(Protocol):
+    """One kind of job step. The runner calls these in order; each `record` and `apply`
+    runs inside the outcome's transaction, with the job row locked."""
+
+    held_state: ClassVar[JobState]
+    noun: ClassVar[str]  # "upload", "poll": for the outcome's words
+
+    def claim(self, rt: WorkerRuntime, job_id: str, now: datetime) -> UploadJob | StepOutcome:
+        """Take the job (state and lease) and return a snapshot of it, or say why not."""
+        ...
+
+    def call(self, rt: WorkerRuntime, job: UploadJob) -> Any:
+        """Make the API call; its exceptions become a `Verdict`."""
+        ...
+
+    def prepare(self, rt: WorkerRuntime, job: UploadJob) -> Any:
+        """Read what recording needs before its transaction opens (SQLite would make a
+        second connection wait for the outcome's lock)."""
+        ...
+
+    def record(
+        self,
+        rt: WorkerRuntime,
+        session: Session,
+        job: UploadJob | None,
+        answer: Any,
+        prepared: Any,
+        now: datetime,
+    ) -> tuple[str, Next | None]:
+        """Record a successful call on the locked row (None: the job was deleted)."""
+        ...
+
+    def apply(
+        self,
+        rt: WorkerRuntime,
+        session: Session,
+        job: UploadJob,
+        verdict: Verdict,
+        prepared: Any,
+        now: datetime,
+    ) -> tuple[str, Next | None]:
+        """Apply a verdict to the job this worker still holds."""
+        ...
+
+
+def run_step(rt: WorkerRuntime, step: Step, job_id: str) -> StepOutcome:
+    """Claim, call, record and schedule one step of one job."""
+    claimed = step.claim(rt, job_id, rt.clock())
+    if isinstance(claimed, StepOutcome):
+        return claimed
+    try:
+        answer = step.call(rt, claimed)
+    except Exception as exc:
+        verdict = verdict_for(exc, rt)
+        if verdict is None:
+            raise
+        prepared = step.prepare(rt, claimed)
+        now = rt.clock()
+        with job_table.held_job(rt.engine, job_id, step.held_state, rt.owner) as (session, job):
+            if job is None:
+                done = "deferred" if verdict.decision is Decision.DEFER else f"{step.noun} failed"
+                return StepOutcome(job_id, f"{done} after its lease was lost: {verdict.reason}")
+            action, following = step.apply(rt, session, job, verdict, prepared, now)
+        schedule(rt, job_id, following)
+        return StepOutcome(job_id, action)
+    prepared = step.prepare(rt, claimed)
+    now = rt.clock()
+    with job_table.locked_job(rt.engine, job_id) as (session, job):
+        action, following = step.record(rt, session, job, answer, prepared, now)
+    schedule(rt, job_id, following)
+    return StepOutcome(job_id, action)
+
+
+def schedule(rt: WorkerRuntime, job_id: str, following: Next | None) -> None:
+    """Publish the next step if it is due within `max_countdown`; longer waits stay in the DB.
+
+    The message goes out after the commit (outbox). `published_at` is set only if the job
+    still waits for this very step, so a late update cannot hide a newer one from the sweeper.
+    """
+    if following is None:
+        return
+    delay = (following.due_at - rt.clock()).total_seconds()
+    if delay > rt.settings.max_countdown:
+        return
+    countdown = max(0.0, delay)
+    try:
+        if following.state is JobState.POLLING:
+            rt.publisher.publish_poll(job_id, countdown=countdown)
+        else:
+            rt.publisher.publish_upload(job_id, countdown=countdown)
+    except PublishError:
+        return  # the sweeper publishes it when due
+    job_table.mark_published(
+        rt.engine, job_id, state=following.state, now=rt.clock(), due_at=following.due_at
+    )

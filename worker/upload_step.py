@@ -1,0 +1,215 @@
+"""The upload step: send a queued job's PDF (v1.1), commit the ticket at once, plan the poll.
+
+Its own logic only; claiming, recording and scheduling follow `worker.step_runner`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from sqlmodel import Session
+
+from api_client import DocumentType, UploadReceipt
+from intake.storage import DocumentMissing
+from models import JobState, UploadJob, change_state, record_note
+from models import jobs as job_table
+from models.errors import Decision
+from scheduling.quota_policy import upload_must_wait
+from worker.runtime import WorkerRuntime
+from worker.step_runner import Next, StepOutcome, Verdict, run_step, schedule
+
+__all__ = ["EARLY_SLACK_SECONDS", "UploadStep", "upload_job"]
+
+# A message may arrive this much before its job is due (clocks, countdown rounding).
+EARLY_SLACK_SECONDS = 1.0
+
+
+def upload_job(rt: WorkerRuntime, job_id: str) -> StepOutcome:
+    """Upload a queued job's PDF (v1.1), commit the ticket at once, and schedule the first poll."""
+    return run_step(rt, UploadStep(), job_id)
+
+
+class UploadStep:
+    """Queued -> uploading -> polling (a ticket), or back to queued, or failed."""
+
+    noun: ClassVar[str] = "upload"
+    held_state: ClassVar[JobState] = JobState.UPLOADING
+
+    def claim(self, rt: WorkerRuntime, job_id: str, now: datetime) -> UploadJob | StepOutcome:
+        priority = job_table.peek_queued_priority(rt.engine, job_id)
+        if priority is not None:
+            wait = upload_must_wait(rt.engine, rt.settings, priority=priority, now=now)
+            if wait is not None:
+                return _hold_queued(rt, job_id, wait.until, wait.reason)
+        with job_table.locked_job(rt.engine, job_id) as (session, job):
+            if job is None:
+                return StepOutcome(job_id, "skipped: no such job")
+            state = job.job_state
+            if state is JobState.UPLOADING and job.lease_expires_at and job.lease_expires_at > now:
+                return StepOutcome(job_id, f"skipped: being uploaded by {job.lease_owner}")
+            if state is JobState.UPLOADING:
+                _take_back_lost_upload(session, job, now)
+                state = job.job_state
+            if state is not JobState.QUEUED:
+                return StepOutcome(job_id, f"skipped: already {state.value}")
+            if job.not_before and job.not_before > now + timedelta(seconds=EARLY_SLACK_SECONDS):
+                return StepOutcome(job_id, "skipped: not due yet")
+            job.attempts += 1
+            job.lease_owner = rt.owner
+            job.lease_expires_at = now + timedelta(seconds=rt.settings.lease_seconds)
+            job.not_before = None
+            job.published_at = None
+            change_state(
+                session, job, JobState.UPLOADING, reason=f"upload attempt {job.attempts}", now=now
+            )
+            return job.model_copy()
+
+    def call(self, rt: WorkerRuntime, job: UploadJob) -> UploadReceipt:
+        path = rt.store.path(job.storage_key)
+        if not path.is_file():
+            raise DocumentMissing(f"stored document {job.storage_key} is missing")
+        return rt.client.upload_document(
+            job.tenant_id,
+            job.person_code,
+            DocumentType(job.document_type),
+            path,
+            description=job.description,
+            valid_from=job.valid_from,
+            filename=job.file_name,
+        )
+
+    def prepare(self, rt: WorkerRuntime, job: UploadJob) -> float:
+        """The wait before the first poll, from the tenant's learned ticket times."""
+        return rt.poll_planner.delay_before_poll(job.tenant_id, 0, 0.0)
+
+    def record(
+        self,
+        rt: WorkerRuntime,
+        session: Session,
+        job: UploadJob | None,
+        answer: UploadReceipt,
+        prepared: float,
+        now: datetime,
+    ) -> tuple[str, Next | None]:
+        receipt = answer
+        if job is None:
+            return "uploaded, but the job was deleted meanwhile", None
+        if job.job_state is JobState.QUEUED:
+            change_state(
+                session,
+                job,
+                JobState.UPLOADING,
+                reason="the upload answered after its lease had been taken back",
+                now=now,
+            )
+        if job.job_state is not JobState.UPLOADING:
+            record_note(
+                session,
+                job,
+                reason=(
+                    f"another upload attempt also delivered this document: ticket "
+                    f"{receipt.ticket_id} (duplicate in the personnel file)"
+                ),
+                correlation_id=receipt.correlation_id,
+                now=now,
+            )
+            return f"duplicate upload recorded: ticket {receipt.ticket_id}", None
+        job.ticket_id = receipt.ticket_id
+        job.uploaded_at = now
+        job.poll_count = 0
+        job.lease_owner = None
+        job.lease_expires_at = None
+        job.next_poll_at = now + timedelta(seconds=prepared)
+        job.published_at = None
+        change_state(
+            session,
+            job,
+            JobState.POLLING,
+            reason=f"uploaded: ticket {receipt.ticket_id}",
+            http_status=200,
+            correlation_id=receipt.correlation_id,
+            now=now,
+        )
+        return f"uploaded: ticket {receipt.ticket_id}", Next(JobState.POLLING, job.next_poll_at)
+
+    def apply(
+        self,
+        rt: WorkerRuntime,
+        session: Session,
+        job: UploadJob,
+        verdict: Verdict,
+        prepared: float,
+        now: datetime,
+    ) -> tuple[str, Next | None]:
+        if verdict.decision is Decision.DEFER:
+            assert verdict.until is not None
+            job.attempts -= 1  # no call was made: not an attempt
+            job.not_before = verdict.until
+            change_state(
+                session,
+                job,
+                JobState.QUEUED,
+                reason=(
+                    f"no API call available ({verdict.reason}); waiting until "
+                    f"{verdict.until:%H:%M:%S}Z"
+                ),
+                now=now,
+            )
+            return (
+                f"deferred until {verdict.until.isoformat()}: {verdict.reason}",
+                Next(JobState.QUEUED, verdict.until),
+            )
+        if verdict.decision is Decision.RETRY and not rt.retry_policy.gives_up_after(job.attempts):
+            delay = rt.retry_policy.delay(job.attempts, retry_after=verdict.retry_after)
+            job.not_before = now + timedelta(seconds=delay)
+            change_state(
+                session,
+                job,
+                JobState.QUEUED,
+                reason=f"upload attempt {job.attempts} failed; retrying in {delay:.1f}s",
+                now=now,
+                **verdict.error_fields(),
+            )
+            return (
+                f"upload will be retried in {delay:.1f}s: {verdict.reason}",
+                Next(JobState.QUEUED, job.not_before),
+            )
+        if verdict.from_api:
+            why = "gave up" if verdict.decision is Decision.RETRY else "permanent error"
+            reason = f"upload attempt {job.attempts} failed ({why})"
+        else:
+            reason = verdict.reason
+        change_state(
+            session, job, JobState.FAILED, reason=reason, now=now, **verdict.error_fields()
+        )
+        return f"failed: {verdict.reason}", None
+
+
+def _take_back_lost_upload(session: Session, job: UploadJob, now: datetime) -> None:
+    """An upload whose worker vanished: send it again, and say in the history what that risks."""
+    job.lease_owner = None
+    job.lease_expires_at = None
+    change_state(
+        session,
+        job,
+        JobState.QUEUED,
+        reason=(
+            f"worker lost during upload attempt {job.attempts} (lease expired); uploading again. "
+            "If the lost attempt reached Youforce, the document arrives twice"
+        ),
+        now=now,
+    )
+
+
+def _hold_queued(rt: WorkerRuntime, job_id: str, until: datetime, reason: str) -> StepOutcome:
+    """Keep a queued job waiting until `until` (the sweeper publishes it then)."""
+    now = rt.clock()
+    with job_table.locked_job(rt.engine, job_id) as (session, job):
+        if job is None or job.job_state is not JobState.QUEUED:
+            return StepOutcome(job_id, "skipped: not queued")
+        job.not_before = until
+        job.published_at = None
+        record_note(session, job, reason=f"{reason} (until {until:%Y-%m-%d %H:%M}Z)", now=now)
+    schedule(rt, job_id, Next(JobState.QUEUED, until))
+    return StepOutcome(job_id, f"waiting until {until.isoformat()}: {reason}")
