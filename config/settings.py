@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.budgets import TimeBudgets, time_budgets
+
 __all__ = ["Settings"]
 
 
@@ -22,8 +24,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path(".yfdocs")
-    database_url: str | None = None
-    broker_url: str | None = None
+    # URLs hold passwords: SecretStr keeps them out of every repr, log line and traceback.
+    database_url: SecretStr | None = None
+    broker_url: SecretStr | None = None
     api_url: str = "https://api.youforce.com"
     token_url: str = "https://connect.visma.com/connect/token"  # noqa: S105 (a URL)
     client_id: str | None = None
@@ -86,25 +89,32 @@ class Settings(BaseSettings):
         return value.expanduser().resolve()
 
     @model_validator(mode="after")
-    def _lease_outlasts_a_call(self) -> Settings:
-        # A task is stopped at 80% of its lease; a call must fit inside that, or every
-        # slow answer would look like a lost worker.
-        if self.lease_seconds * 0.8 <= self.connect_timeout + self.read_timeout:
-            raise ValueError(
-                "YFDOCS_LEASE_SECONDS must exceed (YFDOCS_CONNECT_TIMEOUT + "
-                "YFDOCS_READ_TIMEOUT) / 0.8"
-            )
+    def _budgets_fit(self) -> Settings:
+        self.time_budgets  # noqa: B018 (raises ValueError naming the settings that clash)
         return self
+
+    @property
+    def time_budgets(self) -> TimeBudgets:
+        """The step's time budgets, derived from the lease and the HTTP timeouts."""
+        return time_budgets(
+            lease_seconds=self.lease_seconds,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
 
     @property
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file in the data dir."""
-        return self.database_url or f"sqlite:///{self.data_dir / 'yfdocs.sqlite3'}"
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'yfdocs.sqlite3'}"
 
     @property
     def resolved_broker_url(self) -> str:
         """The configured broker, or the embedded `filesystem://` transport."""
-        return self.broker_url or "filesystem://localhost/"
+        if self.broker_url is not None:
+            return self.broker_url.get_secret_value()
+        return "filesystem://localhost/"
 
     @property
     def uses_filesystem_broker(self) -> bool:

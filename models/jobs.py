@@ -13,13 +13,16 @@ the event row with every change: no transition without its line in the history.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, exists, func, or_, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -45,12 +48,15 @@ __all__ = [
     "insert_job",
     "job_events",
     "jobs_by_ids",
+    "last_entered_at",
     "list_jobs",
+    "lock_storage_key",
     "locked_job",
     "lost_message_candidates",
     "mark_published",
     "note_published",
     "peek_queued_priority",
+    "peek_state",
     "queued_needing_publish_ids",
     "recent_completed_tickets",
     "release_holds_until",
@@ -95,6 +101,7 @@ def insert_job(engine: Engine, job: UploadJob, *, reason: str, now: datetime) ->
     idempotency key first; nothing is written then.
     """
     with session_scope(engine) as session:
+        lock_storage_key(session, job.storage_key)  # retention must see this job, or go first
         session.add(job)
         session.flush()  # the job row first: the event's foreign key points at it
         record_created(session, job, reason=reason, now=now)
@@ -197,6 +204,25 @@ def release_if_held(job: UploadJob, state: JobState, owner: str) -> bool:
     job.lease_owner = None
     job.lease_expires_at = None
     return True
+
+
+def peek_state(engine: Engine, job_id: str) -> JobState | None:
+    """The job's state, read without a lock; None for no such job."""
+    with Session(engine) as session:
+        state = session.exec(select(UploadJob.state).where(UploadJob.id == job_id)).first()
+    return None if state is None else JobState(state)
+
+
+def last_entered_at(engine: Engine, job_id: str, state: JobState) -> datetime | None:
+    """When the job last moved into `state` (its latest claim, for `uploading`)."""
+    with Session(engine) as session:
+        return session.exec(
+            select(func.max(JobEvent.at)).where(
+                col(JobEvent.job_id) == job_id,
+                col(JobEvent.to_state) == state.value,
+                col(JobEvent.from_state) != state.value,
+            )
+        ).first()
 
 
 def peek_queued_priority(engine: Engine, job_id: str) -> int | None:
@@ -306,6 +332,35 @@ def lost_message_candidates(
     return _ids(engine, statement.order_by(col(UploadJob.published_at)), limit)
 
 
+def _still_needed(key_column: Any, *, cutoff: datetime, except_id: Any = None) -> Any:
+    """EXISTS a job with this storage key that may still need it: unfinished, or finished
+    within the retention period (and not the job `except_id`)."""
+    other = aliased(UploadJob)
+    condition = and_(
+        col(other.storage_key) == key_column,
+        or_(
+            col(other.state).not_in([state.value for state in TERMINAL_STATES]),
+            col(other.finished_at) >= cutoff,
+        ),
+    )
+    if except_id is not None:
+        condition = and_(condition, col(other.id) != except_id)
+    return exists().where(condition)
+
+
+def lock_storage_key(session: Session, storage_key: str) -> None:
+    """Serialise, until the transaction ends, everything that adds or removes a user of
+    this stored document: a producer's insert and retention's check-and-delete.
+
+    PostgreSQL: a transaction-level advisory lock on the key. SQLite needs none: every
+    transaction there begins IMMEDIATE and so already excludes the others.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    lock_id = int.from_bytes(hashlib.sha256(storage_key.encode()).digest()[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": lock_id})
+
+
 def delete_unneeded_documents(
     engine: Engine,
     *,
@@ -314,43 +369,53 @@ def delete_unneeded_documents(
     limit: int,
     delete: Callable[[str], bool],
 ) -> int:
-    """Mark the stored PDFs of jobs finished before `cutoff` deleted, calling `delete(key)`
-    for each key no other job may still need (unfinished, or finished within the period).
+    """Delete the stored PDFs that only jobs finished before `cutoff` point at, and mark
+    those jobs' documents deleted; returns how many stored documents were removed.
 
-    Storage is content-addressed, so one file may serve several jobs. `delete` returns
-    whether it removed something; returns how many keys it removed.
+    Storage is content-addressed, so one file may serve several jobs: a key is deleted only
+    when no job may still need it (unfinished, or finished within the period). The check,
+    the delete and the marks are one step per key, under `lock_storage_key`, so a producer
+    committing a new job for the same bytes meanwhile either is seen or comes after the
+    delete (and then stores the bytes again). A job whose file is kept is not marked.
+    `delete(key)` removes the bytes and says whether anything was there.
     """
     terminal = [state.value for state in TERMINAL_STATES]
-    deleted = 0
-    with session_scope(engine) as session:
-        jobs = list(
+    with Session(engine) as session:
+        keys = list(
             session.exec(
-                select(UploadJob)
+                select(UploadJob.storage_key)
                 .where(
                     col(UploadJob.document_deleted_at).is_(None),
                     col(UploadJob.finished_at) < cutoff,
                     col(UploadJob.state).in_(terminal),
+                    ~_still_needed(col(UploadJob.storage_key), cutoff=cutoff),
                 )
+                .distinct()
                 .limit(limit)
             )
         )
-        for job in jobs:
-            still_needed = session.exec(
-                select(UploadJob.id)
-                .where(
-                    col(UploadJob.storage_key) == job.storage_key,
-                    col(UploadJob.id) != job.id,
-                    or_(
-                        col(UploadJob.state).not_in(terminal),
-                        col(UploadJob.finished_at) >= cutoff,
-                    ),
-                )
-                .limit(1)
-            ).first()
-            if still_needed is None and delete(job.storage_key):
+    deleted = 0
+    for key in keys:
+        with session_scope(engine) as session:
+            lock_storage_key(session, key)
+            needed = session.exec(
+                select(func.count())
+                .select_from(UploadJob)
+                .where(col(UploadJob.storage_key) == key)
+                .where(_still_needed(col(UploadJob.storage_key), cutoff=cutoff))
+            ).one()
+            if needed:
+                continue  # a producer committed a job for these bytes since the scan
+            if delete(key):
                 deleted += 1
-            job.document_deleted_at = now
-            session.add(job)
+            session.execute(
+                update(UploadJob)
+                .where(
+                    col(UploadJob.storage_key) == key,
+                    col(UploadJob.document_deleted_at).is_(None),
+                )
+                .values(document_deleted_at=now)
+            )
     return deleted
 
 

@@ -43,6 +43,7 @@ class UploadJob(SQLModel, table=True):
         Index("ix_upload_jobs_retention", "document_deleted_at", "finished_at"),
         Index("ix_upload_jobs_tenant_person", "tenant_id", "person_code"),
         Index("ix_upload_jobs_tenant_state_finished_at", "tenant_id", "state", "finished_at"),
+        Index("ix_upload_jobs_storage_key", "storage_key"),
     )
 
     id: str = Field(default_factory=new_job_id, primary_key=True, max_length=36)
@@ -63,6 +64,10 @@ class UploadJob(SQLModel, table=True):
     state: str = Field(default=JobState.QUEUED.value, max_length=16)
     attempts: int = 0
     poll_count: int = 0
+    # Attempts whose upload may have reached Youforce without a ticket coming back.
+    uncertain_deliveries: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
     ticket_id: str | None = Field(default=None, max_length=64, index=True)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     last_http_status: int | None = None
@@ -143,6 +148,7 @@ class ApiCall(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     kind: str = Field(max_length=16)
     tenant_id: str = Field(max_length=64)
+    job_id: str | None = Field(default=None, max_length=36, index=True)
     status_code: int | None = None
     duration_ms: int | None = None
 

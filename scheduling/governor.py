@@ -47,7 +47,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -60,8 +60,10 @@ from api_client import CallSlot
 from api_client.governor import CALL_KINDS
 from config import Settings
 from models import utcnow
-from models.errors import Decision, YfdocsError
 from models.tables import GovernorSlot, GovernorState
+from scheduling import call_context
+from scheduling.call_context import WorkerStopping
+from scheduling.deferrals import QuotaExhausted, SlotWaitTimeout, TokenBudgetExhausted
 from scheduling.ledger import (
     TOKEN_KIND,
     complete_call,
@@ -73,11 +75,7 @@ from scheduling.policy.windows import DAY_SECONDS, decayed_spacing, month_window
 
 __all__ = [
     "DEFAULT_SPACING_HALF_LIFE",
-    "CallDeferred",
     "DatabaseGovernor",
-    "QuotaExhausted",
-    "SlotWaitTimeout",
-    "TokenBudgetExhausted",
     "governor_from_settings",
     "pacing_state",
 ]
@@ -97,60 +95,6 @@ _MINUTE = timedelta(seconds=60)
 # Months (per budget) for which this process already warned that the token budget runs low.
 _warned_months: set[tuple[str, int]] = set()
 _warned_lock = threading.Lock()
-
-
-# -- exceptions -----------------------------------------------------------------------------
-
-
-class CallDeferred(YfdocsError):
-    """The call may not be made now; retry the job at `until` (aware UTC) instead of failing."""
-
-    decision = Decision.DEFER
-
-    def __init__(self, until: datetime, reason: str) -> None:
-        super().__init__(until, reason)
-        self.until = until.astimezone(UTC)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.reason}; retry at {self.until.isoformat()}"
-
-
-class QuotaExhausted(CallDeferred):
-    """The fleet has made its daily quota of API calls; the next quota day starts at `until`."""
-
-    def __init__(self, resets_at: datetime, reason: str = "daily API call quota spent") -> None:
-        super().__init__(resets_at, reason)
-
-    @property
-    def resets_at(self) -> datetime:
-        return self.until
-
-
-class TokenBudgetExhausted(CallDeferred):
-    """The app has requested its monthly budget of tokens; the next month starts at `until`."""
-
-    def __init__(
-        self, resets_at: datetime, reason: str = "monthly token request budget spent"
-    ) -> None:
-        super().__init__(resets_at, reason)
-
-    @property
-    def resets_at(self) -> datetime:
-        return self.until
-
-
-class SlotWaitTimeout(CallDeferred):
-    """No call slot within `max_wait` (all busy, a fleet backoff, or the per-minute cap)."""
-
-    def __init__(
-        self, retry_at: datetime, reason: str = "no API call slot within max_wait"
-    ) -> None:
-        super().__init__(retry_at, reason)
-
-    @property
-    def retry_at(self) -> datetime:
-        return self.until
 
 
 # -- the governor ----------------------------------------------------------------------------
@@ -383,28 +327,47 @@ class DatabaseGovernor:
     # -- acquiring ----------------------------------------------------------------------------
 
     def _acquire(self, kind: str, tenant_id: str) -> _Grant:
-        """Wait (in short sleeps) until a call may start, then grant it; or raise."""
+        """Wait (in short sleeps) until a call may start, then grant it; or raise.
+
+        The wait ends at `max_wait`, or earlier at the step's last moment to start a call
+        (`call_context`); a stopping process ends it at once.
+        """
         self._ensure_rows()
-        deadline = self._clock() + timedelta(seconds=self.max_wait)
+        context = call_context.current()
+        now = self._clock()
+        deadline = now + timedelta(seconds=self.max_wait)
+        if context.start_by is not None and context.start_by < deadline:
+            deadline = context.start_by
         while True:
-            outcome = self._try_grant(kind, tenant_id, deadline)
+            if call_context.stopping.is_set():
+                raise WorkerStopping(self._clock())
+            outcome = self._try_grant(kind, tenant_id, deadline, context.job_id)
             if isinstance(outcome, _Grant):
-                self._sleep_until(outcome.started_at)
-                late = self._clock() - outcome.started_at
-                if late > self.late_tolerance:
-                    self._push_next_call(outcome.started_at + late + outcome.interval)
-                log.debug(
-                    "%s call granted slot %d, %.1f ms after its start",
-                    kind,
-                    outcome.slot_no,
-                    late.total_seconds() * 1000,
-                )
+                self._await_start(kind, outcome)
                 return outcome
             now = self._clock()
             if outcome.until > deadline:
                 raise SlotWaitTimeout(outcome.until, outcome.reason)
             pause = (outcome.until - now).total_seconds()
             self._sleep(max(0.001, min(pause, self.max_sleep)))
+
+    def _await_start(self, kind: str, grant: _Grant) -> None:
+        """Sleep to the granted start. The slot is already held (committed): whatever stops
+        the sleep (a time limit, a signal) gives it back at once, not when its lease ends."""
+        try:
+            self._sleep_until(grant.started_at)
+            late = self._clock() - grant.started_at
+            if late > self.late_tolerance:
+                self._push_next_call(grant.started_at + late + grant.interval)
+        except BaseException:
+            self._release(grant, None)
+            raise
+        log.debug(
+            "%s call granted slot %d, %.1f ms after its start",
+            kind,
+            grant.slot_no,
+            late.total_seconds() * 1000,
+        )
 
     def _push_next_call(self, next_start: datetime) -> None:
         """A grant that left late (a slow commit, a cold process) moves the next start on,
@@ -421,7 +384,9 @@ class DatabaseGovernor:
         while (pause := (moment - self._clock()).total_seconds()) > 0:
             self._sleep(min(pause, self.max_sleep))
 
-    def _try_grant(self, kind: str, tenant_id: str, deadline: datetime) -> _Grant | _Wait:
+    def _try_grant(
+        self, kind: str, tenant_id: str, deadline: datetime, job_id: str | None = None
+    ) -> _Grant | _Wait:
         """One short transaction: grant the call, or say when it is worth looking again.
 
         Raises QuotaExhausted / TokenBudgetExhausted at once, and SlotWaitTimeout when the
@@ -509,7 +474,9 @@ class DatabaseGovernor:
                 .where(_state.c.id == STATE_ROW_ID)
                 .values(next_call_at=start + interval)
             )
-            call_id = record_call(connection, at=start, kind=kind, tenant_id=tenant_id)
+            call_id = record_call(
+                connection, at=start, kind=kind, tenant_id=tenant_id, job_id=job_id
+            )
         return _Grant(free.slot_no, holder, call_id, start, interval)
 
     def _check_budgets(self, connection: Connection, kind: str, now: datetime) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "calls_since",
     "complete_call",
     "count_calls",
+    "job_calls_since",
     "nth_newest_call_at",
     "record_call",
 ]
@@ -82,12 +83,28 @@ def nth_newest_call_at(connection: Connection, n: int, *, after: datetime) -> da
     return at
 
 
-def record_call(connection: Connection, *, at: datetime, kind: str, tenant_id: str) -> int:
-    """Write a granted call into the ledger; returns its row id."""
-    inserted = connection.execute(insert(_calls).values(at=at, kind=kind, tenant_id=tenant_id[:64]))
+def record_call(
+    connection: Connection, *, at: datetime, kind: str, tenant_id: str, job_id: str | None = None
+) -> int:
+    """Write a granted call into the ledger (with the job it is made for); returns its id."""
+    inserted = connection.execute(
+        insert(_calls).values(at=at, kind=kind, tenant_id=tenant_id[:64], job_id=job_id)
+    )
     key = inserted.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def job_calls_since(engine: Engine, job_id: str, *, kind: str, since: datetime) -> int:
+    """How many calls of `kind` were granted for the job at or after `since`."""
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                select(func.count())
+                .select_from(_calls)
+                .where(_calls.c.job_id == job_id, _calls.c.kind == kind, _calls.c.at >= since)
+            ).scalar_one()
+        )
 
 
 def complete_call(

@@ -27,7 +27,9 @@ from sqlalchemy.exc import IntegrityError
 
 from api_client import AccessToken, TokenRefusal
 from models import TokenCacheEntry, utcnow
-from scheduling.governor import CallDeferred
+from scheduling import call_context
+from scheduling.call_context import WorkerStopping
+from scheduling.deferrals import CallDeferred
 
 __all__ = [
     "DatabaseTokenCache",
@@ -73,10 +75,20 @@ class DatabaseTokenCache:
     def get_or_fetch(
         self, key: str, fetch: Callable[[], AccessToken], margin_seconds: float
     ) -> AccessToken:
-        """The cached token if it outlives the margin; else one fetch for the whole fleet."""
+        """The cached token if it outlives the margin; else one fetch for the whole fleet.
+
+        A wait for another process's fetch ends after `wait_timeout`, at the step's last
+        moment to start a call (`call_context`), or at once when this process stops.
+        """
         self._ensure_row(key)
-        deadline = time.monotonic() + self.wait_timeout
+        wait = self.wait_timeout
+        start_by = call_context.current().start_by
+        if start_by is not None:
+            wait = min(wait, max(0.0, (start_by - self._clock()).total_seconds()))
+        deadline = time.monotonic() + wait
         while True:
+            if call_context.stopping.is_set():
+                raise WorkerStopping(self._clock())
             cached = self._read(key)
             if cached is not None and not cached.expires_within(margin_seconds, self._clock()):
                 return cached
@@ -86,8 +98,7 @@ class DatabaseTokenCache:
             if time.monotonic() >= deadline:
                 raise TokenWaitTimeout(
                     self._clock() + timedelta(seconds=self.lease_seconds),
-                    f"waited {self.wait_timeout:.0f}s for another process to fetch the token "
-                    f"for {key}",
+                    f"waited {wait:.0f}s for another process to fetch the token for {key}",
                 )
             time.sleep(self.poll_interval)
 

@@ -90,10 +90,9 @@ def create_celery_app(settings: Settings) -> Celery:
     """
     filesystem_broker.register()
     app = Celery("yfdocs", broker=settings.resolved_broker_url, set_as_current=False)
-    # Tasks must always die before their lease runs out, so the sweeper never takes back
-    # a job whose task is still alive.
-    hard_limit = max(1, int(settings.lease_seconds * 0.9))
-    soft_limit = max(1, int(settings.lease_seconds * 0.8))
+    # Tasks always die before their lease runs out, so the sweeper never takes back a job
+    # whose task is still alive; no call starts that could not end before the soft limit.
+    budgets = settings.time_budgets
     exchange = Exchange(QUEUE_NAME, type="direct")  # type: ignore[no-untyped-call]
     app.conf.update(
         task_serializer="json",
@@ -104,8 +103,8 @@ def create_celery_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_time_limit=hard_limit,
-        task_soft_time_limit=soft_limit,
+        task_time_limit=budgets.hard_time_limit,
+        task_soft_time_limit=budgets.soft_time_limit,
         task_default_queue=QUEUE_NAME,
         task_default_exchange=QUEUE_NAME,
         task_default_routing_key=QUEUE_NAME,

@@ -40,6 +40,7 @@ class PollStep:
     """Polling -> complete, failed or expired, or polling again later."""
 
     noun: ClassVar[str] = "poll"
+    call_kind: ClassVar[str] = "status"
     held_state: ClassVar[JobState] = JobState.POLLING
 
     def claim(self, rt: WorkerRuntime, job_id: str, now: datetime) -> UploadJob | StepOutcome:
@@ -62,6 +63,9 @@ class PollStep:
     def call(self, rt: WorkerRuntime, job: UploadJob) -> TicketStatus:
         assert job.ticket_id is not None
         return rt.client.ticket_status(job.tenant_id, job.ticket_id)
+
+    def describe(self, answer: TicketStatus) -> str:
+        return f"the ticket answered {answer.name}"
 
     def prepare(self, rt: WorkerRuntime, job: UploadJob) -> TicketDurationModel:
         """The tenant's learned ticket times, for planning the next poll."""
@@ -134,7 +138,8 @@ class PollStep:
     ) -> tuple[str, Next | None]:
         if verdict.decision is Decision.DEFER:
             assert verdict.until is not None
-            job.poll_count -= 1  # no call was made
+            if not verdict.call_started:
+                job.poll_count -= 1  # no call was made
             job.next_poll_at = verdict.until
             record_note(
                 session,
@@ -147,6 +152,8 @@ class PollStep:
                 f"poll deferred until {verdict.until.isoformat()}: {verdict.reason}",
                 Next(JobState.POLLING, verdict.until),
             )
+        if verdict.decision is Decision.RELEASE:
+            return self._released(rt, session, job, verdict, now)
         if verdict.decision is not Decision.RETRY:
             reason = (
                 f"status check of ticket {job.ticket_id} failed (permanent error)"
@@ -181,5 +188,27 @@ class PollStep:
         )
         return (
             f"status check failed, next in {delay:.1f}s: {verdict.reason}",
+            Next(JobState.POLLING, job.next_poll_at),
+        )
+
+    def _released(
+        self, rt: WorkerRuntime, session: Session, job: UploadJob, verdict: Verdict, now: datetime
+    ) -> tuple[str, Next | None]:
+        """The status check stopped for a reason of the service's own: ask again soon (and
+        expire at the deadline as ever); the history says whether the call had gone out."""
+        if not verdict.call_started:
+            job.poll_count -= 1
+        delay = rt.retry_policy.delay(max(1, job.poll_count))
+        job.next_poll_at = min(now + timedelta(seconds=delay), _poll_deadline(rt, job))
+        started = "its status call had started" if verdict.call_started else "no call was made"
+        record_note(
+            session,
+            job,
+            reason=f"status check stopped ({verdict.reason}; {started}); next in {delay:.1f}s",
+            now=now,
+            error=verdict.reason,
+        )
+        return (
+            f"status check stopped, next in {delay:.1f}s: {verdict.reason}",
             Next(JobState.POLLING, job.next_poll_at),
         )

@@ -36,13 +36,9 @@ def process_owner() -> str:
 
 
 def build_governor(settings: Settings, engine: Engine, owner: str) -> DatabaseGovernor:
-    """The fleet-wide governor; a slot is waited for only as long as the task's time allows.
-
-    A task is stopped at 80% of its lease, and the call itself may take the connect and read
-    timeouts, so what is left of that is the longest wait for a slot.
-    """
-    spare = settings.lease_seconds * 0.8 - settings.connect_timeout - settings.read_timeout - 1
-    return governor_from_settings(engine, settings, owner, max_wait=max(1.0, min(30.0, spare)))
+    """The fleet-wide governor; a slot is waited for only as long as the step's time allows
+    (`config.budgets`: never past the step's last moment to start a call)."""
+    return governor_from_settings(engine, settings, owner, max_wait=settings.time_budgets.slot_wait)
 
 
 def build_client(
@@ -57,7 +53,12 @@ def build_client(
         token_url=settings.token_url,
         client_id=settings.client_id,
         client_secret=settings.client_secret.get_secret_value(),
-        token_cache=DatabaseTokenCache(engine, owner=process_owner()),
+        token_cache=DatabaseTokenCache(
+            engine,
+            owner=process_owner(),
+            lease_seconds=settings.time_budgets.token_fetch_lease,
+            wait_timeout=settings.time_budgets.token_fetch_lease,
+        ),
         timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
         status_number_map=parse_status_number_map(settings.status_number_map),
         token_refresh_margin=settings.token_refresh_margin,

@@ -19,18 +19,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
 from sqlmodel import Session
 
-from api_client import CredentialsRejectedError, YouforceError
+from api_client import (
+    CredentialsRejectedError,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+    YouforceError,
+)
 from messaging import PublishError
 from models import JobState, UploadJob
 from models import jobs as job_table
 from models.errors import Decision, YfdocsError
-from scheduling.governor import CallDeferred
+from scheduling import call_context, ledger
+from scheduling.deferrals import CallDeferred
 from worker.runtime import WorkerRuntime
 
 __all__ = [
@@ -64,7 +71,10 @@ class Verdict:
 
     `reason` is the cause in words; `until` is when a deferred job looks again;
     `retry_after` what the server asked for; the HTTP status and correlationId go on the
-    job and its event; `from_api` says the API answered (or failed to), not the service.
+    job and its event; `from_api` says the API answered (or failed to), not the service;
+    `maybe_delivered` that the request may have reached the API although no answer says so
+    (a read timeout, a dropped connection, a 5xx or a malformed 2xx after the body was
+    sent); `call_started` that the step's own API call had been let go (from the ledger).
     """
 
     decision: Decision
@@ -74,6 +84,8 @@ class Verdict:
     http_status: int | None = None
     correlation_id: str | None = None
     from_api: bool = False
+    maybe_delivered: bool = False
+    call_started: bool = False
 
     def error_fields(self) -> dict[str, Any]:
         """The columns the failure leaves on the job and its event (never a token)."""
@@ -93,7 +105,15 @@ def _api_error(exc: BaseException, rt: WorkerRuntime) -> Verdict:
         http_status=exc.status_code,
         correlation_id=exc.correlation_id,
         from_api=True,
+        maybe_delivered=_may_have_arrived(exc),
     )
+
+
+def _may_have_arrived(exc: YouforceError) -> bool:
+    """Whether the request may have reached the API although no answer says so."""
+    if isinstance(exc, TransportError):
+        return exc.maybe_delivered
+    return isinstance(exc, ServerError | ResponseFormatError)
 
 
 def _credentials_refused(exc: BaseException, rt: WorkerRuntime) -> Verdict:
@@ -153,6 +173,11 @@ class Step(Protocol):
 
     held_state: ClassVar[JobState]
     noun: ClassVar[str]  # "upload", "poll": for the outcome's words
+    call_kind: ClassVar[str]  # the ledger's kind of the step's own call: "upload", "status"
+
+    def describe(self, answer: Any) -> str:
+        """A successful answer in words, for a history line when it cannot be recorded."""
+        ...
 
     def claim(self, rt: WorkerRuntime, job_id: str, now: datetime) -> UploadJob | StepOutcome:
         """Take the job (state and lease) and return a snapshot of it, or say why not."""
@@ -193,29 +218,74 @@ class Step(Protocol):
 
 
 def run_step(rt: WorkerRuntime, step: Step, job_id: str) -> StepOutcome:
-    """Claim, call, record and schedule one step of one job."""
-    claimed = step.claim(rt, job_id, rt.clock())
+    """Claim, call, record and schedule one step of one job.
+
+    Nothing that goes wrong after the claim leaves the job held until its lease runs out:
+    an exception no rule names (a database error, a time limit, a bug, a signal) releases
+    the job at once with the true reason, and says whether the step's API call had
+    started. A signal's SystemExit or KeyboardInterrupt is re-raised once the job is released.
+    """
+    claimed_at = rt.clock()
+    claimed = step.claim(rt, job_id, claimed_at)
     if isinstance(claimed, StepOutcome):
         return claimed
+    start_by = claimed_at + timedelta(seconds=rt.settings.time_budgets.last_call_start)
     try:
-        answer = step.call(rt, claimed)
-    except Exception as exc:
-        verdict = verdict_for(exc, rt)
-        if verdict is None:
+        with call_context.calls_for(job_id, start_by=start_by):
+            answer = step.call(rt, claimed)
+    except RELEASED_ON as exc:
+        verdict = verdict_for(exc, rt) or _released(exc)
+        started = ledger.job_calls_since(rt.engine, job_id, kind=step.call_kind, since=claimed_at)
+        outcome = _apply_verdict(rt, step, claimed, replace(verdict, call_started=started > 0))
+        if not isinstance(exc, Exception):
             raise
+        return outcome
+    try:
         prepared = step.prepare(rt, claimed)
         now = rt.clock()
-        with job_table.held_job(rt.engine, job_id, step.held_state, rt.owner) as (session, job):
-            if job is None:
-                done = "deferred" if verdict.decision is Decision.DEFER else f"{step.noun} failed"
-                return StepOutcome(job_id, f"{done} after its lease was lost: {verdict.reason}")
-            action, following = step.apply(rt, session, job, verdict, prepared, now)
-        schedule(rt, job_id, following)
-        return StepOutcome(job_id, action)
+        with job_table.locked_job(rt.engine, job_id) as (session, job):
+            action, following = step.record(rt, session, job, answer, prepared, now)
+    except RELEASED_ON as exc:
+        verdict = replace(
+            _released(exc),
+            reason=f"{step.describe(answer)}, but recording it failed: {_cause(exc)}",
+            call_started=True,
+        )
+        outcome = _apply_verdict(rt, step, claimed, verdict)
+        if not isinstance(exc, Exception):
+            raise
+        return outcome
+    schedule(rt, job_id, following)
+    return StepOutcome(job_id, action)
+
+
+# What the runner catches after a claim. Anything else (a process being torn down) it lets
+# pass, and the lease brings the job back.
+RELEASED_ON = (Exception, SystemExit, KeyboardInterrupt)
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _released(exc: BaseException) -> Verdict:
+    """The verdict on an exception no rule names: give the job back at once."""
+    log.warning("step stopped by %s; releasing the job", type(exc).__name__, exc_info=exc)
+    return Verdict(Decision.RELEASE, _cause(exc))
+
+
+def _apply_verdict(
+    rt: WorkerRuntime, step: Step, claimed: UploadJob, verdict: Verdict
+) -> StepOutcome:
+    job_id = claimed.id
     prepared = step.prepare(rt, claimed)
     now = rt.clock()
-    with job_table.locked_job(rt.engine, job_id) as (session, job):
-        action, following = step.record(rt, session, job, answer, prepared, now)
+    with job_table.held_job(rt.engine, job_id, step.held_state, rt.owner) as (session, job):
+        if job is None:
+            done = "deferred" if verdict.decision is Decision.DEFER else f"{step.noun} failed"
+            return StepOutcome(job_id, f"{done} after its lease was lost: {verdict.reason}")
+        action, following = step.apply(rt, session, job, verdict, prepared, now)
     schedule(rt, job_id, following)
     return StepOutcome(job_id, action)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from config import Settings
 from messaging import TASK_QUEUE_NAMES, PublishError
-from models import JobState, change_state, record_note
+from models import JobState, record_note
 from models import jobs as job_table
 from worker.celery_app import (
     broker_transport_options,
@@ -37,6 +37,7 @@ from worker.filesystem_broker import (
     remove_queues,
 )
 from worker.runtime import WorkerRuntime
+from worker.upload_step import take_back_lost_upload, upload_call_started
 
 __all__ = ["SweepReport", "abandoned_queue_age", "lost_message_grace", "sweep"]
 
@@ -146,27 +147,20 @@ def _recover_expired_leases(
     rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport
 ) -> None:
     for job_id in job_table.expired_lease_ids(rt.engine, now=now, limit=batch_size):
+        # Read before the row's lock: on SQLite a second connection would wait for it.
+        call_started = upload_call_started(rt, job_id)
         with job_table.locked_job(rt.engine, job_id) as (session, job):
             if job is None or job.lease_expires_at is None or job.lease_expires_at >= now:
+                continue
+            if job.job_state is JobState.UPLOADING:
+                take_back_lost_upload(session, job, now, call_started=call_started)
+                report.recovered_uploads += 1
                 continue
             lost_owner = job.lease_owner
             job.lease_owner = None
             job.lease_expires_at = None
             job.published_at = None
-            if job.job_state is JobState.UPLOADING:
-                change_state(
-                    session,
-                    job,
-                    JobState.QUEUED,
-                    reason=(
-                        f"worker {lost_owner} lost during upload attempt {job.attempts} "
-                        "(lease expired); uploading again. If the lost attempt reached "
-                        "Youforce, the document arrives twice"
-                    ),
-                    now=now,
-                )
-                report.recovered_uploads += 1
-            elif job.job_state is JobState.POLLING:
+            if job.job_state is JobState.POLLING:
                 job.next_poll_at = now
                 record_note(
                     session,

@@ -15,11 +15,18 @@ from intake.storage import DocumentMissing
 from models import JobState, UploadJob, change_state, record_note
 from models import jobs as job_table
 from models.errors import Decision
+from scheduling import ledger
 from scheduling.quota_policy import upload_must_wait
 from worker.runtime import WorkerRuntime
 from worker.step_runner import Next, StepOutcome, Verdict, run_step, schedule
 
-__all__ = ["EARLY_SLACK_SECONDS", "UploadStep", "upload_job"]
+__all__ = [
+    "EARLY_SLACK_SECONDS",
+    "UploadStep",
+    "take_back_lost_upload",
+    "upload_call_started",
+    "upload_job",
+]
 
 # A message may arrive this much before its job is due (clocks, countdown rounding).
 EARLY_SLACK_SECONDS = 1.0
@@ -34,9 +41,16 @@ class UploadStep:
     """Queued -> uploading -> polling (a ticket), or back to queued, or failed."""
 
     noun: ClassVar[str] = "upload"
+    call_kind: ClassVar[str] = "upload"
     held_state: ClassVar[JobState] = JobState.UPLOADING
 
     def claim(self, rt: WorkerRuntime, job_id: str, now: datetime) -> UploadJob | StepOutcome:
+        # Read before the claim's lock: on SQLite a second connection would wait for it.
+        lost_call = (
+            upload_call_started(rt, job_id)
+            if job_table.peek_state(rt.engine, job_id) is JobState.UPLOADING
+            else False
+        )
         priority = job_table.peek_queued_priority(rt.engine, job_id)
         if priority is not None:
             wait = upload_must_wait(rt.engine, rt.settings, priority=priority, now=now)
@@ -49,7 +63,7 @@ class UploadStep:
             if state is JobState.UPLOADING and job.lease_expires_at and job.lease_expires_at > now:
                 return StepOutcome(job_id, f"skipped: being uploaded by {job.lease_owner}")
             if state is JobState.UPLOADING:
-                _take_back_lost_upload(session, job, now)
+                take_back_lost_upload(session, job, now, call_started=lost_call)
                 state = job.job_state
             if state is not JobState.QUEUED:
                 return StepOutcome(job_id, f"skipped: already {state.value}")
@@ -78,6 +92,9 @@ class UploadStep:
             valid_from=job.valid_from,
             filename=job.file_name,
         )
+
+    def describe(self, answer: UploadReceipt) -> str:
+        return f"the document arrived (ticket {answer.ticket_id})"
 
     def prepare(self, rt: WorkerRuntime, job: UploadJob) -> float:
         """The wait before the first poll, from the tenant's learned ticket times."""
@@ -142,9 +159,19 @@ class UploadStep:
         prepared: float,
         now: datetime,
     ) -> tuple[str, Next | None]:
+        doubt = ""
+        if verdict.maybe_delivered or (
+            verdict.decision is Decision.RELEASE and verdict.call_started
+        ):
+            job.uncertain_deliveries += 1
+            doubt = (
+                "; the upload may have arrived although no ticket came back (sending it "
+                "again can put it in the personnel file twice)"
+            )
         if verdict.decision is Decision.DEFER:
             assert verdict.until is not None
-            job.attempts -= 1  # no call was made: not an attempt
+            if not verdict.call_started:
+                job.attempts -= 1  # no call was made: not an attempt
             job.not_before = verdict.until
             change_state(
                 session,
@@ -160,46 +187,68 @@ class UploadStep:
                 f"deferred until {verdict.until.isoformat()}: {verdict.reason}",
                 Next(JobState.QUEUED, verdict.until),
             )
-        if verdict.decision is Decision.RETRY and not rt.retry_policy.gives_up_after(job.attempts):
+        retries = verdict.decision in (Decision.RETRY, Decision.RELEASE)
+        if retries and not rt.retry_policy.gives_up_after(job.attempts):
             delay = rt.retry_policy.delay(job.attempts, retry_after=verdict.retry_after)
             job.not_before = now + timedelta(seconds=delay)
+            if verdict.decision is Decision.RELEASE:
+                started = (
+                    "its upload call had started"
+                    if verdict.call_started
+                    else "no upload call had started"
+                )
+                reason = (
+                    f"upload attempt {job.attempts} stopped ({verdict.reason}; {started}); "
+                    f"retrying in {delay:.1f}s{doubt}"
+                )
+            else:
+                reason = f"upload attempt {job.attempts} failed; retrying in {delay:.1f}s{doubt}"
             change_state(
-                session,
-                job,
-                JobState.QUEUED,
-                reason=f"upload attempt {job.attempts} failed; retrying in {delay:.1f}s",
-                now=now,
-                **verdict.error_fields(),
+                session, job, JobState.QUEUED, reason=reason, now=now, **verdict.error_fields()
             )
             return (
                 f"upload will be retried in {delay:.1f}s: {verdict.reason}",
                 Next(JobState.QUEUED, job.not_before),
             )
-        if verdict.from_api:
-            why = "gave up" if verdict.decision is Decision.RETRY else "permanent error"
-            reason = f"upload attempt {job.attempts} failed ({why})"
+        if verdict.from_api or retries:
+            why = "gave up" if retries else "permanent error"
+            reason = f"upload attempt {job.attempts} failed ({why}){doubt}"
         else:
-            reason = verdict.reason
+            reason = verdict.reason + doubt
         change_state(
             session, job, JobState.FAILED, reason=reason, now=now, **verdict.error_fields()
         )
         return f"failed: {verdict.reason}", None
 
 
-def _take_back_lost_upload(session: Session, job: UploadJob, now: datetime) -> None:
-    """An upload whose worker vanished: send it again, and say in the history what that risks."""
+def upload_call_started(rt: WorkerRuntime, job_id: str) -> bool:
+    """Whether the job's latest upload attempt had its upload call granted (the ledger names
+    the job of every call): only then can a lost attempt have reached Youforce."""
+    claimed_at = job_table.last_entered_at(rt.engine, job_id, JobState.UPLOADING)
+    if claimed_at is None:
+        return False
+    return ledger.job_calls_since(rt.engine, job_id, kind="upload", since=claimed_at) > 0
+
+
+def take_back_lost_upload(
+    session: Session, job: UploadJob, now: datetime, *, call_started: bool
+) -> None:
+    """An upload whose worker vanished: send it again, and say in the history what that
+    risks: a duplicate only if its upload call had started."""
+    lost_owner = job.lease_owner or "?"
     job.lease_owner = None
     job.lease_expires_at = None
-    change_state(
-        session,
-        job,
-        JobState.QUEUED,
-        reason=(
-            f"worker lost during upload attempt {job.attempts} (lease expired); uploading again. "
-            "If the lost attempt reached Youforce, the document arrives twice"
-        ),
-        now=now,
-    )
+    job.published_at = None
+    attempt = f"worker {lost_owner} lost during upload attempt {job.attempts} (lease expired)"
+    if call_started:
+        job.uncertain_deliveries += 1
+        reason = (
+            f"{attempt} after its upload call had started; uploading again. If that call "
+            "reached Youforce, the document arrives twice"
+        )
+    else:
+        reason = f"{attempt} before its upload call started; uploading again"
+    change_state(session, job, JobState.QUEUED, reason=reason, now=now)
 
 
 def _hold_queued(rt: WorkerRuntime, job_id: str, until: datetime, reason: str) -> StepOutcome:

@@ -67,6 +67,8 @@ def job_to_dict(job: UploadJob) -> dict[str, Any]:
         "source": job.source,
         "idempotency_key": job.idempotency_key,
         "poll_count": job.poll_count,
+        # Attempts whose upload may have reached Youforce although no ticket came back.
+        "uncertain_deliveries": job.uncertain_deliveries,
         "last_http_status": job.last_http_status,
         "last_correlation_id": job.last_correlation_id,
         "published_at": _iso(job.published_at),
@@ -115,11 +117,18 @@ def render_jobs_table(jobs: Sequence[UploadJob], *, title: str | None = None) ->
             job.person_code,
             job.document_type,
             (job.ticket_id or "")[:8],
-            str(job.attempts),
+            _tries(job),
             _short_time(job.created_at),
             job.last_error or "",
         )
     return table
+
+
+def _tries(job: UploadJob) -> str:
+    """Attempts, and how many of them may have arrived without a ticket (a duplicate risk)."""
+    if job.uncertain_deliveries:
+        return f"{job.attempts} ({job.uncertain_deliveries} may have arrived)"
+    return str(job.attempts)
 
 
 def render_job_detail(job: UploadJob, events: Sequence[JobEvent]) -> RenderableType:

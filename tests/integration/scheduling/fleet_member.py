@@ -19,7 +19,8 @@ from api_client import Timeouts, YouforceClient, YouforceError
 from api_client.client import DEFAULT_USER_AGENT
 from api_client.transport import new_session
 from models import make_engine
-from scheduling.governor import CallDeferred, DatabaseGovernor
+from scheduling.deferrals import CallDeferred
+from scheduling.governor import DatabaseGovernor
 from scheduling.token_cache import DatabaseTokenCache
 
 TENANT = "4028868"

@@ -23,6 +23,9 @@ from api_client import (
     UnlimitedGovernor,
 )
 from models import make_engine, migrate, utcnow
+from scheduling import call_context
+from scheduling.call_context import WorkerStopping
+from scheduling.deferrals import CallDeferred
 from scheduling.token_cache import DatabaseTokenCache, TokenWaitTimeout
 from tests.unit.api_client.fakes import (
     CLIENT_ID,
@@ -151,6 +154,39 @@ def test_waiting_is_bounded(engine: Engine) -> None:
     cache = DatabaseTokenCache(engine, owner="t", poll_interval=0.02, wait_timeout=0.3)
     with pytest.raises(TokenWaitTimeout):
         cache.get_or_fetch(KEY, CountingFetch(), 300)
+
+
+def _fetch_held_by_another(engine: Engine) -> None:
+    DatabaseTokenCache(engine, owner="t").get_or_fetch(KEY, lambda: token("x"), 300)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE token_cache SET access_token = NULL, fetching_until = :until"),
+            {"until": (utcnow() + timedelta(hours=1)).replace(tzinfo=None)},
+        )
+
+
+def test_a_wait_for_another_fetch_ends_at_the_steps_last_moment_to_call(engine: Engine) -> None:
+    _fetch_held_by_another(engine)
+    cache = DatabaseTokenCache(engine, owner="t", poll_interval=0.02, wait_timeout=60)
+    start_by = utcnow() + timedelta(seconds=0.2)
+    with (
+        call_context.calls_for("job-1", start_by=start_by),
+        pytest.raises(TokenWaitTimeout) as raised,
+    ):
+        cache.get_or_fetch(KEY, CountingFetch(), 300)
+    assert "waited 0s" in raised.value.reason, "the step's 0.2 s, not the cache's 60 s"
+    assert isinstance(raised.value, CallDeferred), "a deferral: the job waits, no attempt"
+
+
+def test_a_stopping_process_stops_waiting_for_a_token(engine: Engine) -> None:
+    _fetch_held_by_another(engine)
+    cache = DatabaseTokenCache(engine, owner="t", poll_interval=0.02, wait_timeout=60)
+    call_context.stopping.set()
+    try:
+        with pytest.raises(WorkerStopping):
+            cache.get_or_fetch(KEY, CountingFetch(), 300)
+    finally:
+        call_context.stopping.clear()
 
 
 def test_the_token_never_shows_in_repr_or_logs(

@@ -17,11 +17,14 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from api_client import DocumentType, TicketStatus, UploadReceipt
+from api_client import CredentialsRejectedError, DocumentType, TicketStatus, UploadReceipt
 from config import Settings
 from intake.producer import EnqueueRequest, enqueue_document
 from intake.storage import FilesystemDocumentStore
 from models import JobEvent, Priority, UploadJob, make_engine, migrate
+from scheduling import call_context
+from scheduling.deferrals import CallDeferred
+from scheduling.ledger import record_call
 from scheduling.policy.poll_plan import PollPlan
 from scheduling.policy.retry import PollSchedule, RetryPolicy
 from scheduling.poll_planner import PollPlanner
@@ -48,14 +51,44 @@ class UploadCall:
     filename: str | None
 
 
+class NotGranted:
+    """An answer that raises its exception before the call was let go: as if the process
+    stopped while it waited for a call slot, so the ledger holds no call for the job."""
+
+    def __init__(self, exception: BaseException) -> None:
+        self.exception = exception
+
+
 @dataclass
 class FakeClient:
-    """Plays back scripted answers in order; fails the test when asked more than scripted."""
+    """Plays back scripted answers in order; fails the test when asked more than scripted.
+
+    Like the real client behind the fleet's governor, it writes each call it lets go into
+    the ledger, with the job the step runner names (so the history can tell whether an
+    upload call had started).
+    """
 
     upload_answers: list[Answer] = field(default_factory=list)
     status_answers: list[Answer] = field(default_factory=list)
     upload_calls: list[UploadCall] = field(default_factory=list)
     status_calls: list[tuple[str, str]] = field(default_factory=list)
+    engine: Engine | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def _grant(self, kind: str, tenant_id: str, answer: Answer) -> None:
+        """Write the call into the ledger, as the governor does when it grants a slot."""
+        if isinstance(answer, NotGranted):
+            raise answer.exception
+        if self.engine is None or isinstance(answer, CallDeferred | CredentialsRejectedError):
+            return  # refused by the governor, or by the token endpoint before this call
+        with self.engine.begin() as connection:
+            record_call(
+                connection,
+                at=self.clock(),
+                kind=kind,
+                tenant_id=tenant_id,
+                job_id=call_context.current().job_id,
+            )
 
     def upload_document(
         self,
@@ -81,13 +114,17 @@ class FakeClient:
         )
         if not self.upload_answers:
             raise AssertionError("unexpected upload_document call")
-        return cast(UploadReceipt, _play(self.upload_answers.pop(0)))
+        answer = self.upload_answers.pop(0)
+        self._grant("upload", tenant_id, answer)
+        return cast(UploadReceipt, _play(answer))
 
     def ticket_status(self, tenant_id: str, ticket_id: str) -> TicketStatus:
         self.status_calls.append((tenant_id, ticket_id))
         if not self.status_answers:
             raise AssertionError("unexpected ticket_status call")
-        return cast(TicketStatus, _play(self.status_answers.pop(0)))
+        answer = self.status_answers.pop(0)
+        self._grant("status", tenant_id, answer)
+        return cast(TicketStatus, _play(answer))
 
 
 def _play(answer: Answer) -> Any:
@@ -238,7 +275,7 @@ def make_harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
         migrate(engine)
         engines.append(engine)
         now = [START]
-        client = FakeClient()
+        client = FakeClient(engine=engine, clock=lambda: now[0])
         publisher = FakePublisher()
         rt = WorkerRuntime(
             settings=settings,

@@ -9,7 +9,8 @@ from datetime import timedelta
 from rich.console import Console
 
 from models import ApiCall, JobState, Priority, session_scope
-from scheduling.governor import QuotaExhausted, SlotWaitTimeout, governor_from_settings
+from scheduling.deferrals import QuotaExhausted, SlotWaitTimeout
+from scheduling.governor import governor_from_settings
 from scheduling.quota_policy import upload_must_wait
 from tests.unit.worker.conftest import Harness, receipt, status
 from worker.poll_step import poll_job
@@ -74,6 +75,7 @@ def test_uploads_leave_the_last_calls_to_uploaded_tickets(
     make_harness: Callable[..., Harness],
 ) -> None:
     h = make_harness(daily_quota=10)
+    h.client.engine = None  # the ledger holds exactly the calls this test spends
     h.polling_job(ticket_id="t-1")
     h.polling_job(ticket_id="t-2")
     _spend_calls(h, 7)  # 3 left, 2 needed by the tickets in flight
@@ -125,6 +127,7 @@ def test_fleet_summary_counts_jobs_calls_and_estimates_delivery(
     make_harness: Callable[..., Harness],
 ) -> None:
     h = make_harness(daily_quota=100)
+    h.client.engine = None  # the ledger holds exactly the calls this test spends
     for _ in range(3):
         h.enqueue()
     h.polling_job(ticket_id="t-9")

@@ -105,9 +105,10 @@ def test_an_expired_upload_lease_is_taken_back_and_published(h: Harness) -> None
     last = h.events(lost)[-1]
     assert (last.from_state, last.to_state) == ("uploading", "queued")
     assert last.reason == (
-        f"worker {OWNER} lost during upload attempt 1 (lease expired); uploading again. "
-        "If the lost attempt reached Youforce, the document arrives twice"
+        f"worker {OWNER} lost during upload attempt 1 (lease expired) after its upload call "
+        "had started; uploading again. If that call reached Youforce, the document arrives twice"
     )
+    assert job.uncertain_deliveries == 1
     assert h.job(alive).job_state is JobState.UPLOADING
     assert h.job(alive).lease_owner == OWNER
     assert "recovered_uploads=1" in str(report)
@@ -594,13 +595,13 @@ def test_a_pdf_shared_with_an_unfinished_job_is_kept(h: Harness) -> None:
     key = h.job(finished).storage_key
     assert h.job(waiting).storage_key == key
 
-    now = h.advance(h.rt.settings.retention_days * DAY + 1)
+    h.advance(h.rt.settings.retention_days * DAY + 1)
     h.publisher.down = True  # keep the queued job's message out of the picture
     report = sweep(h.rt)
 
     assert report.documents_deleted == 0
     assert h.store.exists(key)
-    assert h.job(finished).document_deleted_at == now
+    assert h.job(finished).document_deleted_at is None, "its file was kept: not deleted"
     assert h.job(waiting).document_deleted_at is None
 
     # the second job still uploads its PDF
@@ -623,7 +624,7 @@ def test_a_pdf_shared_with_a_recently_finished_job_is_kept_until_that_one_is_old
     h.advance(retention - 10 * DAY + 1)  # first is past retention, second is not
     assert sweep(h.rt).documents_deleted == 0
     assert h.store.exists(key)
-    assert h.job(first).document_deleted_at is not None
+    assert h.job(first).document_deleted_at is None, "its file was kept: not deleted"
     assert h.job(second).document_deleted_at is None
 
     h.advance(10 * DAY)

@@ -84,3 +84,13 @@ def test_rendering(producer: Producer) -> None:
     assert "queued" in output
     assert "history" in output
     assert "enqueued by library" in output
+
+
+def test_an_upload_that_may_have_arrived_shows_in_status(producer: Producer) -> None:
+    job = find_job(producer.engine, enqueue(producer, "doubt"))
+    job.attempts = 2
+    job.uncertain_deliveries = 1
+    console = Console(width=200, record=True)
+    console.print(render_jobs_table([job], title="jobs"))
+    assert "2 (1 may have arrived)" in console.export_text()
+    assert job_to_dict(job)["uncertain_deliveries"] == 1

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from scheduling.governor import QuotaExhausted, TokenBudgetExhausted
+from scheduling.deferrals import QuotaExhausted, TokenBudgetExhausted
 from scheduling.policy.windows import month_window, quota_day_window
 from scheduling.usage import fleet_usage
 

@@ -10,14 +10,8 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
 from config import Settings
-from scheduling.governor import (
-    CallDeferred,
-    DatabaseGovernor,
-    QuotaExhausted,
-    SlotWaitTimeout,
-    TokenBudgetExhausted,
-    governor_from_settings,
-)
+from scheduling.deferrals import CallDeferred, QuotaExhausted, SlotWaitTimeout, TokenBudgetExhausted
+from scheduling.governor import DatabaseGovernor, governor_from_settings
 
 from .conftest import TENANT, FakeClock, make_governor
 

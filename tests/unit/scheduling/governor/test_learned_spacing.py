@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from scheduling.governor import SlotWaitTimeout
+from scheduling.deferrals import SlotWaitTimeout
 from scheduling.policy.windows import decayed_spacing
 from scheduling.usage import fleet_usage
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from scheduling.governor import SlotWaitTimeout
+from scheduling.deferrals import SlotWaitTimeout
 
 from .conftest import TENANT, FakeClock, add_calls, ledger, make_governor
 

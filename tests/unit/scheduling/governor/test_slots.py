@@ -14,7 +14,8 @@ from sqlalchemy.engine import Engine
 
 from models import make_engine
 from models.tables import GovernorSlot
-from scheduling.governor import DatabaseGovernor, SlotWaitTimeout
+from scheduling.deferrals import SlotWaitTimeout
+from scheduling.governor import DatabaseGovernor
 
 from .conftest import TENANT, FakeClock, ledger, make_governor, slots
 

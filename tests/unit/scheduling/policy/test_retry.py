@@ -1,15 +1,12 @@
-"""`RetryPolicy`, `PollSchedule` and the settings' lease rule: pure values, pinned."""
+"""`RetryPolicy` and `PollSchedule`: pure values, pinned."""
 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from scheduling.policy.retry import PollSchedule, RetryPolicy
-from tests.unit.worker.conftest import make_settings
 
 # --- RetryPolicy --------------------------------------------------------------------------
 
@@ -102,39 +99,3 @@ def test_poll_schedule_defaults_match_the_documented_settings() -> None:
     schedule = PollSchedule()
     assert schedule.delay(0) == 30.0
     assert schedule.delay(100) == 900.0
-
-
-# --- Settings: the lease must outlast a call ----------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("lease", "connect", "read"),
-    [
-        pytest.param(80.0, 5.0, 60.0, id="lease-too-short"),
-        pytest.param(100.0, 20.0, 60.0, id="exactly-at-the-limit"),
-        pytest.param(10.0, 5.0, 60.0, id="far-too-short"),
-    ],
-)
-def test_a_lease_shorter_than_a_call_is_refused(
-    tmp_path: Path, lease: float, connect: float, read: float
-) -> None:
-    with pytest.raises(ValidationError) as caught:
-        make_settings(tmp_path, lease_seconds=lease, connect_timeout=connect, read_timeout=read)
-    assert (
-        "YFDOCS_LEASE_SECONDS must exceed (YFDOCS_CONNECT_TIMEOUT + YFDOCS_READ_TIMEOUT) / 0.8"
-        in str(caught.value)
-    )
-
-
-def test_a_lease_longer_than_a_call_is_accepted(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, lease_seconds=82.0, connect_timeout=5.0, read_timeout=60.0)
-    assert settings.lease_seconds == 82.0
-    assert make_settings(tmp_path).lease_seconds == 120.0  # the defaults pass
-
-
-def test_the_lease_rule_reads_the_environment_too(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("YFDOCS_READ_TIMEOUT", "200")
-    with pytest.raises(ValidationError, match="YFDOCS_LEASE_SECONDS must exceed"):
-        make_settings(tmp_path)
