@@ -34,7 +34,7 @@ SOFT_LIMIT_SHARE = 0.8
 RECORD_SECONDS = 1.0  # after the last call ends, before the soft limit: recording the outcome
 MAX_SLOT_WAIT_SECONDS = 30.0  # the longest wait for one call slot, when the lease allows it
 # A step must be able to start its calls for at least this long after its claim.
-MIN_CALL_WINDOW_SECONDS = 5.0
+MIN_CALL_WINDOW_SECONDS = 2.0
 
 
 @dataclass(frozen=True)

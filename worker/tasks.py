@@ -13,7 +13,7 @@ from celery import Celery
 
 from config import Settings
 from messaging import POLL_TASK, SWEEP_TASK, UPLOAD_TASK
-from worker import sweeper
+from worker import shutdown, sweeper
 from worker.celery_app import CeleryPublisher, create_celery_app
 from worker.poll_step import poll_job
 from worker.runtime import WorkerRuntime
@@ -40,6 +40,7 @@ def create_worker_app(settings: Settings) -> Celery:
     """The Celery app a worker runs: configured for these settings, the tasks registered."""
     app = create_celery_app(settings)
     register(app)
+    shutdown.install()
     return app
 
 
@@ -49,19 +50,22 @@ def register(app: Celery) -> None:
     @app.task(name=UPLOAD_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def upload_document(job_id: str) -> str:
         """Upload one job's PDF and chain the first poll of its ticket."""
-        outcome = upload_job(runtime_for(app), job_id)
+        with shutdown.in_step():
+            outcome = upload_job(runtime_for(app), job_id)
         log.info("%s", outcome)
         return str(outcome)
 
     @app.task(name=POLL_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def poll_ticket(job_id: str) -> str:
         """Check one job's ticket and record the answer or schedule the next poll."""
-        outcome = poll_job(runtime_for(app), job_id)
+        with shutdown.in_step():
+            outcome = poll_job(runtime_for(app), job_id)
         log.info("%s", outcome)
         return str(outcome)
 
     @app.task(name=SWEEP_TASK, ignore_result=True, expires=60)  # type: ignore[untyped-decorator]
     def sweep() -> str:
         """One sweeper pass (Celery beat runs this every YFDOCS_SWEEP_INTERVAL seconds)."""
-        report = sweeper.sweep(runtime_for(app))
+        with shutdown.in_step():
+            report = sweeper.sweep(runtime_for(app))
         return str(report)

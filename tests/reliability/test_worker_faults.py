@@ -44,7 +44,7 @@ def test_worker_killed_during_an_upload_is_uploaded_again_and_the_risk_recorded(
     The API (like the sandbox) goes on and accepts the lost attempt, so the document does
     arrive twice; the job must still end complete and its history must say why.
     """
-    service.configure(YFDOCS_LEASE_SECONDS="10", YFDOCS_READ_TIMEOUT="5")
+    service.configure(YFDOCS_LEASE_SECONDS="14", YFDOCS_READ_TIMEOUT="5")
     service.sandbox.patch_config({"faults": {"latency_s": 4.0}})
     worker = service.start_worker()
     job_id = service.enqueue()
@@ -71,7 +71,7 @@ def test_worker_killed_during_an_upload_is_uploaded_again_and_the_risk_recorded(
 
 @pytest.mark.parametrize("broker", KILLABLE_BROKERS)
 def test_worker_killed_during_a_poll_is_recovered(service: ServiceUnderTest) -> None:
-    service.configure(YFDOCS_LEASE_SECONDS="10", YFDOCS_READ_TIMEOUT="5")
+    service.configure(YFDOCS_LEASE_SECONDS="14", YFDOCS_READ_TIMEOUT="5")
     service.sandbox.patch_config({"ticket_delay": {"kind": "fixed", "seconds": 3.0}})
     worker = service.start_worker()
     job_id = service.enqueue()
