@@ -54,6 +54,7 @@ _SECRETISH = ("secret", "token", "password", "key")
 _TENANT_HEADER = "X-Raet-Tenant-Id"
 _INVALID_TOKEN = "keymanagement.service.invalid_access_token"  # noqa: S105 - a fault code
 _EXPIRED_TOKEN = "keymanagement.service.access_token_expired"  # noqa: S105 - a fault code
+_HOLD_LIMIT_S = 60.0
 
 
 @dataclass
@@ -143,7 +144,7 @@ class SandboxService:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.clock = ApiClock(config.time_scale)
+        self.clock = ApiClock(config.time_scale, frozen=config.clock_frozen)
         self.tokens = TokenStore()
         self.limiter = RateLimiter()
         self.tickets = TicketStore(config.seed)
@@ -154,6 +155,10 @@ class SandboxService:
         self.base_url = ""
         self._config_lock = threading.Lock()
         self._sleep: Callable[[float], None] = time.sleep
+        self._calls_released = threading.Event()
+        self._calls_released.set()
+        self._held_lock = threading.Lock()
+        self._held_now = 0
 
     # -- request log -------------------------------------------------------------------
 
@@ -182,6 +187,7 @@ class SandboxService:
                 "error_code": None,
                 "correlation_id": None,
                 "fault": None,
+                "added_latency_s": None,
                 "limit": None,
                 "body_size": None,
                 "body_sha256": None,
@@ -364,8 +370,10 @@ class SandboxService:
             token = self._authenticate(request)
             admission = self._admit(token, request)
             try:
+                self._wait_while_held()
                 if plan.latency_s > 0:
                     self.stats.count("faults", "latency_added")
+                    self.log.update(request.entry, added_latency_s=plan.latency_s)
                     self._sleep(plan.latency_s)
                 if plan.server_error is not None:
                     self.stats.count("faults", "server_errors")
@@ -388,6 +396,36 @@ class SandboxService:
                 admission.release()
         except ApiError as error:
             return self.error_response(error, request.entry)
+
+    def _wait_while_held(self) -> None:
+        """Keep an admitted call in flight while `/_sandbox/hold` holds calls.
+
+        Lets a test fill the parallel slots for as long as it needs, instead of hoping that
+        an added latency outlasts the other threads' start. A forgotten hold ends after
+        `_HOLD_LIMIT_S`, so a failing test cannot hang the server.
+        """
+        if self._calls_released.is_set():
+            return
+        with self._held_lock:
+            self._held_now += 1
+        try:
+            self._calls_released.wait(_HOLD_LIMIT_S)
+        finally:
+            with self._held_lock:
+                self._held_now -= 1
+
+    def hold_calls(self, held: bool) -> dict[str, Any]:
+        """Hold admitted API calls in flight (True) or let every held call go on (False)."""
+        if held:
+            self._calls_released.clear()
+        else:
+            self._calls_released.set()
+        return self._hold_view()
+
+    def _hold_view(self) -> dict[str, Any]:
+        with self._held_lock:
+            waiting = self._held_now
+        return {"held": not self._calls_released.is_set(), "calls_waiting": waiting}
 
     def _authenticate(self, request: ApiRequest) -> IssuedToken:
         authorization = request.header("Authorization")
@@ -599,6 +637,10 @@ class SandboxService:
                 200, {"revoked": self.tokens.revoke_all()}
             ),
             ("GET", "tickets"): self._admin_tickets,
+            ("GET", "clock"): lambda: ApiResponse.json(200, self.clock_view()),
+            ("POST", "clock/advance"): lambda: self._admin_advance(body),
+            ("GET", "hold"): lambda: ApiResponse.json(200, self._hold_view()),
+            ("POST", "hold"): lambda: self._admin_hold(body),
         }
         handler = routes.get((method, name))
         if handler is None:
@@ -631,6 +673,47 @@ class SandboxService:
             apply_patch(self.config, patch)
             if self.clock.time_scale != self.config.time_scale:
                 self.clock.set_scale(self.config.time_scale)
+            if self.clock.frozen != self.config.clock_frozen:
+                self.clock.set_frozen(self.config.clock_frozen)
+
+    def clock_view(self) -> dict[str, Any]:
+        """API time as seconds (the unit of every arrival in the request log) and as text."""
+        now = self.clock.now()
+        return {
+            "api_seconds": now,
+            "api_time": format_utc_millis(now),
+            "frozen": self.clock.frozen,
+            "time_scale": self.clock.time_scale,
+        }
+
+    def _admin_advance(self, body: bytes) -> ApiResponse:
+        """`{"seconds": N}`: move API time forward by N API seconds."""
+        problem = 'The body must be a JSON object {"seconds": <non-negative number>}.'
+        try:
+            payload = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return ApiResponse.json(400, {"message": problem})
+        seconds = payload.get("seconds") if isinstance(payload, dict) else None
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds)
+            or seconds < 0
+        ):
+            return ApiResponse.json(400, {"message": problem})
+        self.clock.advance(float(seconds))
+        return ApiResponse.json(200, self.clock_view())
+
+    def _admin_hold(self, body: bytes) -> ApiResponse:
+        """`{"held": true}` holds admitted API calls in flight; `{"held": false}` lets them go."""
+        try:
+            payload = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = None
+        held = payload.get("held") if isinstance(payload, dict) else None
+        if not isinstance(held, bool):
+            return ApiResponse.json(400, {"message": 'The body must be {"held": true|false}.'})
+        return ApiResponse.json(200, self.hold_calls(held))
 
     def _admin_patch(self, body: bytes) -> ApiResponse:
         try:

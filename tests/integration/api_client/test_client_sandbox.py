@@ -154,26 +154,29 @@ def test_v10_wire_format(client: YouforceClient, sandbox: SandboxServer, pdf: Pa
     assert file_part["sha256"] == hashlib.sha256(PDF).hexdigest()
 
 
+def _advance(server: SandboxServer, api_seconds: float) -> None:
+    requests.post(
+        f"{server.url}/_sandbox/clock/advance", json={"seconds": api_seconds}, timeout=5
+    ).raise_for_status()
+
+
 def test_ticket_completes(sandbox: SandboxServer, pdf: Path) -> None:
-    _patch(sandbox, {"time_scale": 1000.0, "status_format": "numbers"})
+    _patch(sandbox, {"clock_frozen": True, "status_format": "numbers"})
     with _client(sandbox) as client:
         receipt = client.upload_document(TENANT, PERSON, "diploma", pdf, description="d")
         assert receipt.status.api_value == 0
-        import time
-
-        time.sleep(0.05)
+        assert client.ticket_status(TENANT, receipt.ticket_id).api_value == 0
+        _advance(sandbox, 1.0)  # the fixture's fixed ticket delay
         status = client.ticket_status(TENANT, receipt.ticket_id)
     assert status.state is TicketState.COMPLETE
     assert status.api_value == 1
 
 
 def test_failing_person_gives_failed_ticket(sandbox: SandboxServer, pdf: Path) -> None:
-    _patch(sandbox, {"time_scale": 1000.0})
+    _patch(sandbox, {"clock_frozen": True})
     with _client(sandbox) as client:
         receipt = client.upload_document(TENANT, "900001", "diploma", pdf, description="d")
-        import time
-
-        time.sleep(0.05)
+        _advance(sandbox, 1.0)
         status = client.ticket_status(TENANT, receipt.ticket_id)
     assert status.state is TicketState.FAILED
     assert status.error_messages
@@ -379,11 +382,14 @@ def test_unexpected_status(sandbox: SandboxServer, pdf: Path) -> None:
 
 
 def test_read_timeout(sandbox: SandboxServer) -> None:
-    _patch(sandbox, {"faults": {"latency_s": 1.5}})
     with _client(sandbox, timeouts=Timeouts(connect=2, read=0.3)) as client:
         client.tokens.token(TENANT)
-        with pytest.raises(ReadTimeout) as info:
-            list(client.persons(TENANT))
+        requests.post(f"{sandbox.url}/_sandbox/hold", json={"held": True}, timeout=5)
+        try:
+            with pytest.raises(ReadTimeout) as info:
+                list(client.persons(TENANT))
+        finally:
+            requests.post(f"{sandbox.url}/_sandbox/hold", json={"held": False}, timeout=5)
     assert info.value.retryable
     assert info.value.maybe_delivered
 

@@ -162,6 +162,18 @@ def admin(server: SandboxServer, name: str, payload: dict[str, Any] | None = Non
     return response.json()
 
 
+def advance(server: SandboxServer, api_seconds: float) -> float:
+    """Move a sandbox's API time forward; returns the new API time in epoch seconds."""
+    seconds: float = admin(server, "clock/advance", {"seconds": api_seconds})["api_seconds"]
+    return seconds
+
+
+def hold(server: SandboxServer, held: bool) -> dict[str, Any]:
+    """Hold admitted API calls in flight, or let them all go on."""
+    answer: dict[str, Any] = admin(server, "hold", {"held": held})
+    return answer
+
+
 def assert_youforce_error(
     response: requests.Response, status: int, error_code: str | None = None
 ) -> dict[str, Any]:
