@@ -2,8 +2,9 @@
 
 v1.1 is `multipart/form-data` with parts `Description`, `ValidFrom` (optional) and `file`;
 v1.0 is `multipart/related` with a JSON part and a PDF part. Both end in the same checks:
-a PDF by content (not by name), at most `max_file_bytes` (a 400, since the documented
-error table has no 413), a file name of allowed characters only.
+a PDF by content and structure (not by name; see `sandbox.pdf`), at most `max_file_bytes`
+(a 400, since the documented error table has no 413), a file name of allowed characters
+only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import date
 
 from sandbox.errors import ApiError
 from sandbox.multipart import MultipartError, Part, parse_media_type, parse_multipart
+from sandbox.pdf import pdf_structure_problem
 
 __all__ = [
     "DOCUMENT_TYPES",
@@ -37,7 +39,6 @@ DOCUMENT_TYPES: dict[str, str] = {
 
 _FILENAME_RE = re.compile(r"[A-Za-z0-9 _\-.,$()]+")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_EOF_WINDOW = 1024
 _V11_PARTS = ("Description", "ValidFrom", "file")
 
 
@@ -61,8 +62,8 @@ def filename_is_allowed(filename: str) -> bool:
 
 
 def looks_like_pdf(data: bytes) -> bool:
-    """A PDF by content: the `%PDF-` header and an `%%EOF` marker near the end."""
-    return data.startswith(b"%PDF-") and b"%%EOF" in data[-_EOF_WINDOW:]
+    """A PDF by content and structure: header, cross-references, trailer, a page."""
+    return pdf_structure_problem(data) is None
 
 
 def _check_boundary(content_type: str | None, expected: str) -> tuple[str, dict[str, str]]:
@@ -115,8 +116,13 @@ def _check_file(data: bytes, filename: str | None, max_bytes: int, field_name: s
         raise ApiError.validation(
             field_name, f"The file is larger than the maximum of {max_bytes} bytes."
         )
-    if not looks_like_pdf(data):
+    if not data.startswith(b"%PDF-"):
         raise ApiError.validation(field_name, "Only PDF files are accepted.")
+    problem = pdf_structure_problem(data)
+    if problem is not None:
+        raise ApiError.validation(
+            field_name, f"Only PDF files are accepted; this file is not a valid PDF: {problem}."
+        )
 
 
 def _text_value(part: Part) -> str:

@@ -31,10 +31,11 @@ from api_client import (
     YouforceClient,
 )
 from sandbox import ClientApp, SandboxServer
+from tests.pdf_samples import make_pdf
 
 TENANT = "4028868"
 PERSON = "191166"
-PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+PDF = make_pdf(text="client against the sandbox")
 
 
 def _client(server: SandboxServer, **kwargs: Any) -> YouforceClient:

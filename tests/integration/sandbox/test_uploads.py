@@ -22,7 +22,10 @@ from tests.integration.sandbox.wire import (
     upload_v10,
     upload_v11,
 )
+from tests.pdf_samples import make_pdf
 from tests.plugins.sandbox_fixtures import SandboxFactory
+from tests.unit.sandbox.pdf_files import PdfLayout, build_pdf, incremental_update
+from worker.sample_documents import render_text_pdf
 
 SEVEN_TYPES = [
     "certificate",
@@ -111,6 +114,39 @@ def test_png_named_pdf_is_refused(sandbox: SandboxServer, token: str) -> None:
     response = upload_v11(sandbox, token, filename="photo.pdf", data=PNG)
     body = assert_youforce_error(response, 400)
     assert "PDF" in body["errors"]["file"][0]
+
+
+NOT_PDFS = {
+    "47-byte": b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF",
+    "html-between-markers": b"%PDF-1.7\n<html><body>Certificate</body></html>\n%%EOF\n",
+    "truncated": make_pdf(text="cut short")[:-300],
+    "no-page": PDF.replace(b"/Kids [3 0 R]", b"/Kids [2 0 R]"),
+}
+
+
+@pytest.mark.parametrize("data", NOT_PDFS.values(), ids=NOT_PDFS.keys())
+def test_a_file_without_pdf_structure_is_refused(
+    sandbox: SandboxServer, token: str, data: bytes
+) -> None:
+    body = assert_youforce_error(upload_v11(sandbox, token, data=data), 400)
+    assert "not a valid PDF" in body["errors"]["file"][0]
+    assert admin(sandbox, "tickets")["tickets"] == []
+
+
+PDFS = {
+    "pypdf": make_pdf(text="pypdf"),
+    "pypdf-incremental": incremental_update(make_pdf(text="base"), "updated"),
+    "object-stream": build_pdf(PdfLayout(xref="stream", object_stream=True, predictor=True)),
+    "hybrid": build_pdf(PdfLayout(object_stream=True, hybrid=True)),
+    "demo": render_text_pdf("Certificate", ["Jan Jansen"]),
+}
+
+
+@pytest.mark.parametrize("data", PDFS.values(), ids=PDFS.keys())
+def test_pdfs_of_every_layout_get_a_ticket(sandbox: SandboxServer, token: str, data: bytes) -> None:
+    response = upload_v11(sandbox, token, data=data)
+    assert response.status_code == 200, response.text
+    assert response.json()["size"] == len(data)
 
 
 def test_wrong_file_part_content_type_is_refused(sandbox: SandboxServer, token: str) -> None:

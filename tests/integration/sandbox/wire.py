@@ -9,6 +9,7 @@ from typing import Any
 import requests
 
 from sandbox import SandboxServer
+from tests.unit.sandbox.pdf_files import classic_pdf
 
 TENANT = "4028868"
 OTHER_TENANT = "4028869"
@@ -26,12 +27,8 @@ UPLOAD_FIELDS = (
 
 
 def minimal_pdf(size: int | None = None) -> bytes:
-    """A small PDF by content; padded inside a stream to reach `size` bytes when asked."""
-    head = b"%PDF-1.4\n1 0 obj\n<< /Length 0 >>\nstream\n"
-    tail = b"\nendstream\nendobj\ntrailer\n<< >>\n%%EOF\n"
-    if size is None:
-        return head + tail
-    return head + b"0" * (size - len(head) - len(tail)) + tail
+    """A small one-page PDF that passes the structural check; exactly `size` bytes if asked."""
+    return classic_pdf(size)
 
 
 PDF = minimal_pdf()

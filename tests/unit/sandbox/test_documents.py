@@ -11,8 +11,9 @@ from sandbox.documents import (
     parse_upload_v11,
 )
 from sandbox.errors import ApiError
+from tests.unit.sandbox.pdf_files import classic_pdf
 
-PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+PDF = classic_pdf()
 FORM = "multipart/form-data; boundary=B0undary"
 RELATED = "multipart/related; boundary=B0undary"
 
