@@ -103,11 +103,20 @@ class Route:
 
 
 def match_route(path: str) -> Route | None:
-    """The API route for a path, or None (404). Segments are case-sensitive."""
+    """The API route for a path, or None (404). Segments are case-sensitive and raw.
+
+    The real API matches the raw path segment: `191%31%36%36` is not the personCode
+    191166, and no personCode or ticketId contains a `%`. So segments are never decoded,
+    and a `%` in a personCode ends as 404 (no employee has that code, as for any other
+    unknown code) and in a ticketId as 400 (not a ticketId, as for any other malformed
+    one): the answers the gateway gives for those values, with no special case that a
+    client could learn to rely on. Only a cost allocation id is decoded: the vendor's own
+    example sends its inner spaces as `%20`.
+    """
     segments = path.split("/")
     if segments[:2] != ["", "learning"] or any(not part for part in segments[1:]):
         return None
-    parts = [unquote(part) for part in segments[2:]]
+    parts = segments[2:]
     match parts:
         case ["v1.1", "employees", person, "documents", doc_type] if doc_type in DOCUMENT_TYPES:
             return Route(
@@ -120,7 +129,7 @@ def match_route(path: str) -> Route | None:
                 "upload_v1.0", "POST", "Upload_documents", {"person": person, "type": "certificate"}
             )
         case ["v1.0", "costAllocations", allocation_id]:
-            return Route("costAllocations", "GET", "Get_Basic", {"id": allocation_id})
+            return Route("costAllocations", "GET", "Get_Basic", {"id": unquote(allocation_id)})
         case ["v1.0", resource] if resource in FILTERS:
             return Route(resource, "GET", "Get_Basic", {})
     return None

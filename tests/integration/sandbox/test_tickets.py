@@ -13,8 +13,10 @@ from tests.integration.sandbox.wire import (
     TIMEOUT,
     admin,
     advance,
+    api_headers,
     assert_youforce_error,
     get_token,
+    raw_request,
     status,
     upload_v11,
 )
@@ -141,3 +143,16 @@ def test_ticket_listing_shows_due_times(sandbox_factory: SandboxFactory) -> None
     assert (ticket["tenant_id"], ticket["person_code"]) == ("4028868", "900001")
     assert (ticket["state"], ticket["outcome"]) == ("InProgress", "Failed")
     assert ticket["due_at"] > ticket["created_at"]
+
+
+@pytest.mark.parametrize("position", [0, 9, 35])
+def test_a_percent_encoded_ticket_id_is_not_decoded(sandbox: SandboxServer, position: int) -> None:
+    token = get_token(sandbox)
+    ticket_id = upload(sandbox, token)
+    encoded = f"{ticket_id[:position]}%{ord(ticket_id[position]):02X}{ticket_id[position + 1 :]}"
+    answer = raw_request(
+        sandbox, "GET", f"/learning/v1.0/employees/documents/{encoded}/status", api_headers(token)
+    )
+    assert answer.status_code == 400
+    assert "ticketId" in answer.json()["errors"]
+    assert status(sandbox, token, ticket_id).status_code == 200

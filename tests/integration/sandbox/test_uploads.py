@@ -19,6 +19,7 @@ from tests.integration.sandbox.wire import (
     assert_youforce_error,
     get_token,
     minimal_pdf,
+    raw_request,
     upload_v10,
     upload_v11,
 )
@@ -244,3 +245,48 @@ def test_get_on_an_upload_path_is_405(sandbox: SandboxServer, token: str) -> Non
         timeout=TIMEOUT,
     )
     assert_youforce_error(response, 405)
+
+
+def form_data_upload() -> tuple[bytes, str]:
+    """A valid v1.1 body and its Content-Type, built by hand for a raw request."""
+    request = requests.Request(
+        "POST",
+        "http://127.0.0.1/",
+        files=[
+            ("Description", (None, "Diploma")),
+            ("ValidFrom", (None, "")),
+            ("file", ("diploma.pdf", PDF, "application/pdf")),
+        ],
+    ).prepare()
+    assert isinstance(request.body, bytes)
+    return request.body, request.headers["Content-Type"]
+
+
+@pytest.mark.parametrize("person", ["191%31%36%36", "%31%39%31%31%36%36", "19116%36"])
+def test_a_percent_encoded_person_code_is_not_decoded(
+    sandbox: SandboxServer, token: str, person: str
+) -> None:
+    body, content_type = form_data_upload()
+    answer = raw_request(
+        sandbox,
+        "POST",
+        f"/learning/v1.1/employees/{person}/documents/diploma",
+        {**api_headers(token), "Content-Type": content_type},
+        body,
+    )
+    assert answer.status_code == 404, answer.body
+    assert answer.json()["errorCode"] == "NotFound"
+    assert admin(sandbox, "tickets")["tickets"] == []
+
+
+def test_a_percent_encoded_document_type_is_not_decoded(sandbox: SandboxServer, token: str) -> None:
+    body, content_type = form_data_upload()
+    answer = raw_request(
+        sandbox,
+        "POST",
+        "/learning/v1.1/employees/191166/documents/%64iploma",
+        {**api_headers(token), "Content-Type": content_type},
+        body,
+    )
+    assert answer.status_code == 404
+    assert admin(sandbox, "tickets")["tickets"] == []

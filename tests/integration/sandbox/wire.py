@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -157,6 +159,39 @@ def admin(server: SandboxServer, name: str, payload: dict[str, Any] | None = Non
         )
     assert response.status_code == 200, response.text
     return response.json()
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """What came back to a request sent byte for byte."""
+
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_request(
+    server: SandboxServer,
+    method: str,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+) -> RawAnswer:
+    """A request whose path goes out exactly as written.
+
+    requests normalises a URL before sending it (`%31` becomes `1`), so it cannot show how
+    the server treats an encoded path segment; http.client sends the path untouched.
+    """
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+    try:
+        connection.request(method, raw_path, body=body, headers=headers)
+        response = connection.getresponse()
+        return RawAnswer(response.status, dict(response.getheaders()), response.read())
+    finally:
+        connection.close()
 
 
 def advance(server: SandboxServer, api_seconds: float) -> float:
