@@ -148,6 +148,9 @@ def test_v10_wire_format(client: YouforceClient, sandbox: SandboxServer, pdf: Pa
     assert entry["path"] == f"/learning/v1.0/employees/{PERSON}/documents/certificate"
     multipart = entry["multipart"]
     assert multipart["media_type"] == "multipart/related"
+    assert entry["content_type"] == (
+        f'multipart/related; type="application/json"; boundary={multipart["boundary"]}'
+    )
     metadata, file_part = multipart["parts"]
     assert metadata["headers"]["Content-Type"] == "application/json; charset=UTF-8"
     assert metadata["text"] == '{"Description": "Certificaat", "ValidFrom": "2021-01-01"}'

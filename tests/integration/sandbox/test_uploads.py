@@ -71,6 +71,28 @@ def test_v10_certificate_upload(sandbox: SandboxServer, token: str) -> None:
     assert (body["description"], body["size"], body["status"]) == ("Cert", len(PDF), "InProgress")
 
 
+@pytest.mark.parametrize(
+    "type_parameter",
+    [None, '"text/plain"', '"application/pdf"', '""', "application/json"],
+    ids=repr,
+)
+def test_v10_needs_the_root_type_parameter(
+    sandbox: SandboxServer, token: str, type_parameter: str | None
+) -> None:
+    response = upload_v10(sandbox, token, {"Description": "Cert"}, type_parameter=type_parameter)
+    body = assert_youforce_error(response, 400)
+    assert "type parameter" in body["errors"]["Content-Type"][0]
+    assert admin(sandbox, "tickets")["tickets"] == []
+
+
+@pytest.mark.parametrize("type_parameter", ['"application/json"', '"Application/JSON"'])
+def test_v10_type_parameter_in_any_case(
+    sandbox: SandboxServer, token: str, type_parameter: str
+) -> None:
+    response = upload_v10(sandbox, token, {"Description": "Cert"}, type_parameter=type_parameter)
+    assert response.status_code == 200, response.text
+
+
 def test_v10_accepts_certificates_only(sandbox: SandboxServer, token: str) -> None:
     response = upload_v10(sandbox, token, {"Description": "D"}, doc_type="diploma")
     assert_youforce_error(response, 404)

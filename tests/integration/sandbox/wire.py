@@ -107,7 +107,10 @@ def upload_v11(
     )
 
 
-def related_body(metadata: dict[str, Any], data: bytes = PDF) -> tuple[bytes, str]:
+def related_body(
+    metadata: dict[str, Any], data: bytes = PDF, type_parameter: str | None = '"application/json"'
+) -> tuple[bytes, str]:
+    """A v1.0 body and its Content-Type; `type_parameter` None leaves `type=` out."""
     boundary = f"b-{uuid.uuid4().hex}"
     body = (
         f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode()
@@ -116,13 +119,19 @@ def related_body(metadata: dict[str, Any], data: bytes = PDF) -> tuple[bytes, st
         + data
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    return body, f"multipart/related; boundary={boundary}"
+    type_part = "" if type_parameter is None else f"; type={type_parameter}"
+    return body, f"multipart/related{type_part}; boundary={boundary}"
 
 
 def upload_v10(
-    server: SandboxServer, token: str, metadata: dict[str, Any], *, doc_type: str = "certificate"
+    server: SandboxServer,
+    token: str,
+    metadata: dict[str, Any],
+    *,
+    doc_type: str = "certificate",
+    type_parameter: str | None = '"application/json"',
 ) -> requests.Response:
-    body, content_type = related_body(metadata)
+    body, content_type = related_body(metadata, type_parameter=type_parameter)
     return requests.post(
         f"{server.url}/learning/v1.0/employees/{PERSON}/documents/{doc_type}",
         headers={**api_headers(token), "Content-Type": content_type},
