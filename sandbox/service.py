@@ -32,7 +32,14 @@ from sandbox.config import (
 from sandbox.documents import DOCUMENT_TYPES, UploadRequest, parse_upload_v10, parse_upload_v11
 from sandbox.errors import ApiError, render_error
 from sandbox.faults import FaultInjector, FaultPlan
-from sandbox.hrdata import FILTERS, HrData, parse_filter_timestamp, strip_private_contact
+from sandbox.hrdata import (
+    FILTERS,
+    HrData,
+    PersonSeedError,
+    parse_filter_timestamp,
+    person_from_seed,
+    strip_private_contact,
+)
 from sandbox.inspection import RequestLog, Stats
 from sandbox.limits import LimitExceeded, RateLimiter
 from sandbox.multipart import MultipartError, parse_media_type, parse_multipart
@@ -650,6 +657,7 @@ class SandboxService:
             ("POST", "clock/advance"): lambda: self._admin_advance(body),
             ("GET", "hold"): lambda: ApiResponse.json(200, self._hold_view()),
             ("POST", "hold"): lambda: self._admin_hold(body),
+            ("POST", "persons"): lambda: self._admin_persons(body),
         }
         handler = routes.get((method, name))
         if handler is None:
@@ -733,6 +741,52 @@ class SandboxService:
         except ConfigPatchError as exc:
             return ApiResponse.json(400, {"message": str(exc)})
         return ApiResponse.json(200, config_to_dict(self.config))
+
+    def _admin_persons(self, body: bytes) -> ApiResponse:
+        """Seed persons and deletions for the readers, at one change time.
+
+        `{"tenant_id": "4028868", "changed_at": "2024-07-01T12:00:00.000Z",
+        "persons": [{"personCode": "555001", "emailAddresses": [...], ...}],
+        "deleted": ["907624"]}`; `changed_at` defaults to the API time now.
+        """
+        try:
+            payload = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return ApiResponse.json(400, {"message": "The body must be a JSON object."})
+        try:
+            if not isinstance(payload, dict):
+                raise PersonSeedError("the body must be a JSON object")
+            unknown = sorted(set(payload) - {"tenant_id", "changed_at", "persons", "deleted"})
+            if unknown:
+                raise PersonSeedError(f"unknown fields {unknown}")
+            tenant_id = payload.get("tenant_id")
+            if not isinstance(tenant_id, str):
+                raise PersonSeedError("tenant_id is required")
+            raw_time = payload.get("changed_at")
+            changed_at = self.clock.now() if raw_time is None else None
+            if isinstance(raw_time, str):
+                changed_at = parse_filter_timestamp(raw_time)
+            if changed_at is None:
+                raise PersonSeedError("changed_at must be a UTC timestamp YYYY-MM-DDTHH:MM:SS.sssZ")
+            persons_raw = payload.get("persons", [])
+            deleted = payload.get("deleted", [])
+            if not isinstance(persons_raw, list):
+                raise PersonSeedError("persons must be a list")
+            if not isinstance(deleted, list) or not all(isinstance(i, str) for i in deleted):
+                raise PersonSeedError("deleted must be a list of ids")
+            persons = [person_from_seed(item) for item in persons_raw]
+            self.hr.seed_persons(tenant_id, persons=persons, deleted=deleted, changed_at=changed_at)
+        except PersonSeedError as exc:
+            return ApiResponse.json(400, {"message": str(exc)})
+        return ApiResponse.json(
+            200,
+            {
+                "tenant_id": tenant_id,
+                "changed_at": format_utc_millis(changed_at),
+                "seeded": [person["id"] for person in persons],
+                "deleted": deleted,
+            },
+        )
 
     def reset(self) -> None:
         """Forget requests, tickets and counters; issued tokens stay valid."""

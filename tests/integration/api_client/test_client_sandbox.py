@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -430,3 +431,50 @@ def test_connect_error_when_nothing_listens(sandbox_factory: Any) -> None:
     assert info.value.retryable
     assert not info.value.maybe_delivered
     assert info.value.url == token_url
+
+
+def _seed(server: SandboxServer, **body: Any) -> None:
+    requests.post(f"{server.url}/_sandbox/persons", json=body, timeout=5).raise_for_status()
+
+
+@pytest.mark.parametrize("records_key", ["value", "values"])
+def test_persons_changed_after_a_time_across_pages(
+    sandbox: SandboxServer, records_key: str
+) -> None:
+    _patch(sandbox, {"records_key": records_key})
+    people = [
+        {"personCode": code, "emailAddresses": [{"type": "Business", "address": f"{code}@x.nl"}]}
+        for code in ("555101", "555102", "555103", "555104", "555105")
+    ]
+    _seed(sandbox, tenant_id=TENANT, changed_at="2024-08-01T10:00:00.000Z", persons=people)
+    _seed(sandbox, tenant_id=TENANT, changed_at="2024-08-02T10:00:00.000Z", deleted=["555102"])
+    since = datetime(2024, 8, 1, tzinfo=UTC)
+    with _client(sandbox) as client:
+        records = list(client.persons(TENANT, changed_after=since, take=2))
+    assert [r.id for r in records] == ["555101", "555102", "555103", "555104", "555105"]
+    deleted = records[1]
+    assert deleted.is_deleted
+    assert dict(deleted.data) == {"id": "555102", "isDeleted": True, "shortName": "555102"}
+    assert records[0].get("emailAddresses") == [{"type": "Business", "address": "555101@x.nl"}]
+    reads = [e for e in _api_requests(sandbox) if e["endpoint"] == "persons"]
+    assert len(reads) == 3
+    queries = [parse_qs(e["query"]) for e in reads]
+    assert all(q["take"] == ["2"] for q in queries)
+    assert all(q["changedAfter"] == ["2024-08-01T00:00:00.000Z"] for q in queries)
+    with _client(sandbox) as client:
+        later = datetime(2024, 8, 1, 10, tzinfo=UTC)
+        assert [r.id for r in client.persons(TENANT, changed_after=later)] == ["555102"]
+
+
+def test_the_client_follows_the_next_link_as_given(sandbox: SandboxServer) -> None:
+    with _client(sandbox) as client:
+        list(client.persons(TENANT, take=250))
+    first, second = [e for e in _api_requests(sandbox) if e["endpoint"] == "persons"]
+    token = client.tokens.token(TENANT)
+    page = requests.get(
+        f"{sandbox.url}{first['path']}?{first['query']}",
+        headers={"Authorization": token.authorization, "X-Raet-Tenant-Id": TENANT},
+        timeout=5,
+    ).json()
+    link = urlsplit(page["nextLink"])
+    assert (second["path"], parse_qsl(second["query"])) == (link.path, parse_qsl(link.query))
