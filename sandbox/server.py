@@ -75,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._handle_admin(service, path, query)
             return
         headers = list(self.headers.items())
-        entry = service.open_entry(self.command, path, query, headers)
+        entry = service.open_entry(self.command, path, query, headers, arrived_api)
         is_token = path == TOKEN_PATH
         faults = service.config.faults
         plan = (

@@ -46,7 +46,7 @@ from sandbox.multipart import MultipartError, parse_media_type, parse_multipart
 from sandbox.tickets import STATUS_NUMBERS, TicketStore
 from sandbox.tokens import IssuedToken, TokenCheck, TokenStore
 
-__all__ = ["ApiRequest", "ApiResponse", "SandboxService"]
+__all__ = ["ApiRequest", "ApiResponse", "SandboxService", "match_route", "request_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,22 @@ def match_route(path: str) -> Route | None:
     return None
 
 
+_KINDS = {"upload_v1.1": "upload", "upload_v1.0": "upload", "status": "status"}
+
+
+def request_kind(path: str) -> str:
+    """What a request is, as the client's governor counts calls: token, upload, status, read.
+
+    Anything that matches no route is "unknown" (it still counts against the limits).
+    """
+    if path == TOKEN_PATH:
+        return "token"
+    route = match_route(path)
+    if route is None:
+        return "unknown"
+    return _KINDS.get(route.endpoint, "read")
+
+
 def _iso_wall(epoch: float) -> str:
     return format_utc_millis(epoch)
 
@@ -179,8 +195,22 @@ class SandboxService:
     # -- request log -------------------------------------------------------------------
 
     def open_entry(
-        self, method: str, path: str, query: str, headers: list[tuple[str, str]]
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        arrived_api: float | None = None,
     ) -> dict[str, Any]:
+        """Log a request as it arrives (before its body is read).
+
+        `arrived_api_s` is the arrival in API seconds (epoch based, never decreasing, the
+        clock the limits are judged on) and `kind` what the call is (token, upload,
+        status, read, unknown): together the record a benchmark needs to compare how
+        often calls started with the spacing the limits allow.
+        """
+        if arrived_api is None:
+            arrived_api = self.clock.now()
         shown: dict[str, str] = {}
         for name, value in headers:
             if name.lower() in ("authorization", "proxy-authorization"):
@@ -191,7 +221,9 @@ class SandboxService:
         return self.log.open(
             {
                 "arrived_at": _iso_wall(time.time()),
-                "arrived_api_time": format_utc_millis(self.clock.now()),
+                "arrived_api_time": format_utc_millis(arrived_api),
+                "arrived_api_s": arrived_api,
+                "kind": request_kind(path),
                 "completed_at": None,
                 "method": method,
                 "path": path,
