@@ -39,6 +39,7 @@ _OBJ_HEADER_RE = re.compile(rb"[\x00\t\n\x0c\r ]*(\d+)[\x00\t\n\x0c\r ]+(\d+)[\x
 _XREF_ENTRY_RE = re.compile(rb"(\d{10}) (\d{5}) ([nf])(?:\r\n| \r| \n|\r|\n)")
 _NUMBER_RE = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)")
 _INT_RE = re.compile(rb"\d+")
+_COUNT_RE = re.compile(rb"[ \t]+(\d+)")
 _MAX_DEPTH = 64
 _MAX_SECTIONS = 1024
 _MAX_PAGE_NODES = 100_000
@@ -400,8 +401,8 @@ class _Document:
             if _keyword_at(data, pos, b"trailer"):
                 break
             first = _INT_RE.match(data, pos)
-            count = first and re.compile(rb"[ \t]+(\d+)").match(data, first.end())
-            if not first or not count:
+            count = _COUNT_RE.match(data, first.end()) if first is not None else None
+            if first is None or count is None:
                 raise PdfStructureError(f"malformed cross-reference table at offset {offset}")
             pos = count.end()
             while pos < len(data) and data[pos] in b" \t":

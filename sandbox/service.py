@@ -204,10 +204,11 @@ class SandboxService:
     ) -> dict[str, Any]:
         """Log a request as it arrives (before its body is read).
 
-        `arrived_api_s` is the arrival in API seconds (epoch based, never decreasing, the
-        clock the limits are judged on) and `kind` what the call is (token, upload,
-        status, read, unknown): together the record a benchmark needs to compare how
-        often calls started with the spacing the limits allow.
+        `arrived_api_s` is the arrival in API seconds (epoch based, on the clock that never
+        runs backwards and that the limits are judged on) and `kind` what the call is
+        (token, upload, status, read, unknown): together the record a benchmark needs to
+        compare how often calls started with the spacing the limits allow. Calls arriving
+        at once may enter the log in either order: sort by `arrived_api_s`, not by `seq`.
         """
         if arrived_api is None:
             arrived_api = self.clock.now()
@@ -673,7 +674,12 @@ class SandboxService:
     # -- admin ---------------------------------------------------------------------------
 
     def admin(self, method: str, path: str, query: str, body: bytes) -> ApiResponse:
-        """The `/_sandbox/` endpoints; never part of the API surface, never show secrets."""
+        """The `/_sandbox/` endpoints; never part of the API surface, never show secrets.
+
+        GET requests (the log; `?since=SEQ`), stats, config, tickets, clock, hold;
+        POST config (a patch), reset, revoke-tokens, clock/advance `{"seconds"}`,
+        hold `{"held"}`, persons `{"tenant_id", "changed_at", "persons", "deleted"}`.
+        """
         name = path.removeprefix(ADMIN_PREFIX)
         routes: dict[tuple[str, str], Callable[[], ApiResponse]] = {
             ("GET", "requests"): lambda: self._admin_requests(query),
