@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .client import DEFAULT_USER_AGENT, YouforceClient
 from .documents import DocumentType, UploadReceipt
+from .endpoints import check_endpoint_url, is_loopback_host
 from .errors import (
     APIStatusError,
     AuthenticationError,
@@ -83,8 +84,10 @@ __all__ = [
     "UploadReceipt",
     "YouforceClient",
     "YouforceError",
+    "check_endpoint_url",
     "credentials_fingerprint",
     "error_for_response",
+    "is_loopback_host",
     "parse_retry_after",
     "parse_status_number_map",
     "rate_limit_kind",

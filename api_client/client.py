@@ -23,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from .documents import DocumentType, UploadReceipt, form_data_body, related_body
+from .endpoints import check_endpoint_url
 from .errors import (
     CredentialsRejectedError,
     InvalidRequestError,
@@ -87,10 +88,11 @@ class YouforceClient:
         user_agent: str = DEFAULT_USER_AGENT,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        if _origin(api_url)[0] not in {"http", "https"} or not _origin(api_url)[1]:
-            raise ValueError(f"api_url {api_url!r} is not an http(s) URL")
-        if _origin(token_url)[0] not in {"http", "https"} or not _origin(token_url)[1]:
-            raise ValueError(f"token_url {token_url!r} is not an http(s) URL")
+        # The token and the secret go to both URLs: plain HTTP or unchecked certificates
+        # only towards loopback (see api_client.endpoints).
+        verify = session.verify if session is not None else True
+        check_endpoint_url(api_url, verify=verify)
+        check_endpoint_url(token_url, verify=verify)
         self.api_url = api_url.rstrip("/")
         self.timeouts = timeouts
         self.user_agent = user_agent

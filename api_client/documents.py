@@ -4,7 +4,8 @@ Wire decisions, per the API reference section 4:
 - v1.1 `multipart/form-data` parts, casing exact: `Description`, `ValidFrom`, `file`.
   `ValidFrom` is always sent; when no date is given it is sent empty, which the API documents
   as "use the system date" (the vendor's Postman collection sends the field too).
-- v1.0 `multipart/related`: a JSON part (`application/json; charset=UTF-8`) with
+- v1.0 `multipart/related; type="application/json"` (RFC 2387 requires `type=`, the root
+  part's media type): a JSON part (`application/json; charset=UTF-8`) with
   `Description` and, only when a date is given, `ValidFrom` (a JSON null or "" may not bind
   to a date), then the PDF part (`application/pdf`, with the filename in a
   `Content-Disposition: attachment` header).
@@ -157,4 +158,5 @@ def related_body(
             ),
         ],
         subtype="related",
+        root_type="application/json",
     )

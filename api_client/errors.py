@@ -28,7 +28,9 @@ client, decides when to retry (the client itself only refreshes a token once on 
 retried upload after a `ReadTimeout` can create a second ticket.
 
 No exception ever holds a token, a client secret, the Authorization header or the token
-request's form body: only what the server answered (truncated) and where it was sent.
+request's form body: only what the server answered (truncated) and where it was sent. A
+transport failure is raised with no `__cause__` or `__context__` (the HTTP library's
+exception holds the prepared request); its class and message, scrubbed, are in `cause`.
 """
 
 from __future__ import annotations
@@ -133,11 +135,20 @@ class InvalidRequestError(YouforceError, ValueError):
 
 
 class TransportError(YouforceError):
-    """No HTTP answer came back; the next attempt may well succeed."""
+    """No HTTP answer came back; the next attempt may well succeed.
+
+    `cause` names the HTTP library's exception (class and message, secrets scrubbed); the
+    exception itself is never chained, because it holds the prepared request, and with it
+    the Authorization header or the token request's form body.
+    """
 
     default_retryable = True
     maybe_delivered: ClassVar[bool] = True
     """Whether the server may have received (and acted on) the request."""
+
+    def __init__(self, message: str, *, cause: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.cause = cause
 
 
 class ConnectError(TransportError):

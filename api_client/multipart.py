@@ -10,6 +10,7 @@ fresh one for every attempt (the 401 retry does).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ __all__ = ["CHUNK_SIZE", "BytesPart", "FilePart", "MultipartBody", "file_size", 
 
 CHUNK_SIZE = 64 * 1024
 _CRLF = b"\r\n"
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
 
 
 def new_boundary() -> str:
@@ -62,9 +64,16 @@ class MultipartBody:
         subtype: str = "form-data",
         boundary: str | None = None,
         chunk_size: int = CHUNK_SIZE,
+        root_type: str | None = None,
     ) -> None:
         self.boundary = boundary or new_boundary()
         self.subtype = subtype
+        if subtype == "related" and not root_type:
+            # RFC 2387 section 3.1: the type parameter is required on multipart/related.
+            raise ValueError("multipart/related needs root_type, the first part's media type")
+        if root_type is not None and not _MEDIA_TYPE.fullmatch(root_type):
+            raise ValueError(f"root_type {root_type!r} is not a media type")
+        self.root_type = root_type
         self._chunk_size = chunk_size
         self._parts = list(parts)
         encoded = self.boundary.encode("ascii")
@@ -86,7 +95,13 @@ class MultipartBody:
 
     @property
     def content_type(self) -> str:
-        """The Content-Type header value for this body."""
+        """The Content-Type header value for this body.
+
+        multipart/related names its root part's media type in `type=` (RFC 2387); the value
+        holds a `/`, a tspecial, so it is quoted.
+        """
+        if self.root_type is not None:
+            return f'multipart/{self.subtype}; type="{self.root_type}"; boundary={self.boundary}'
         return f"multipart/{self.subtype}; boundary={self.boundary}"
 
     def __len__(self) -> int:

@@ -361,7 +361,6 @@ class TokenProvider:
             timeouts=self._timeouts,
             headers=headers,
             data=form,
-            secret_request=True,
         )
         if not 200 <= response.status_code <= 299:
             error = error_for_response(response, method, url)

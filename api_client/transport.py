@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -33,7 +33,7 @@ from .errors import (
 from .governor import RateGovernor
 from .multipart import MultipartBody
 
-__all__ = ["Timeouts", "logger", "new_session", "send"]
+__all__ = ["Timeouts", "logger", "new_session", "scrub", "secrets_in", "send"]
 
 logger = logging.getLogger("api_client")
 
@@ -67,14 +67,58 @@ def new_session(user_agent: str) -> requests.Session:
     return session
 
 
+_SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
+_SECRET_FORM_WORDS = ("secret", "password", "token", "assertion")
+_REDACTED = "<redacted>"
+
+
+def secrets_in(
+    headers: Mapping[str, str], data: Mapping[str, str] | MultipartBody | None
+) -> tuple[str, ...]:
+    """The values a failure message must never show: credentials in headers and form."""
+    found: list[str] = []
+    for name, value in headers.items():
+        if name.lower() in _SECRET_HEADERS and value:
+            found.append(value)
+            _scheme, _space, credential = value.partition(" ")
+            if credential.strip():
+                found.append(credential.strip())
+    if isinstance(data, Mapping):
+        for name, value in data.items():
+            if value and any(word in name.lower() for word in _SECRET_FORM_WORDS):
+                found.append(value)
+    # Longest first, so a value is masked whole before any part of it could be.
+    return tuple(sorted(set(found), key=len, reverse=True))
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret value, and its URL-encoded form, masked."""
+    for secret in secrets:
+        text = text.replace(secret, _REDACTED).replace(quote_plus(secret), _REDACTED)
+    return text
+
+
+def _summary(exc: BaseException, secrets: tuple[str, ...]) -> str:
+    kind = type(exc)
+    return scrub(f"{kind.__module__}.{kind.__qualname__}: {exc}", secrets)
+
+
 def _transport_error(
-    exc: requests.RequestException, method: str, url: str
+    exc: requests.RequestException, method: str, url: str, secrets: tuple[str, ...] = ()
 ) -> TransportError | InvalidRequestError:
+    """Our exception for a requests exception, built from scrubbed text only.
+
+    Nothing of `exc` is kept: it holds the prepared request (headers, body).
+    """
     where = f"{method} {url}"
+    cause = _summary(exc, secrets)
+    text = scrub(str(exc), secrets)
     if isinstance(exc, requests.ConnectTimeout):
-        return ConnectTimeout(f"{where}: connect timeout: {exc}", method=method, url=url)
+        return ConnectTimeout(
+            f"{where}: connect timeout: {text}", method=method, url=url, cause=cause
+        )
     if isinstance(exc, requests.ReadTimeout):
-        return ReadTimeout(f"{where}: read timeout: {exc}", method=method, url=url)
+        return ReadTimeout(f"{where}: read timeout: {text}", method=method, url=url, cause=cause)
     if isinstance(
         exc,
         (
@@ -84,9 +128,9 @@ def _transport_error(
             requests.exceptions.InvalidHeader,
         ),
     ):
-        return InvalidRequestError(f"{where}: {exc}", method=method, url=url)
+        return InvalidRequestError(f"{where}: {text}", method=method, url=url)
     if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ProxyError)):
-        return ConnectError(f"{where}: cannot connect: {exc}", method=method, url=url)
+        return ConnectError(f"{where}: cannot connect: {text}", method=method, url=url, cause=cause)
     if isinstance(exc, requests.ConnectionError):
         reason: Any = exc.args[0] if exc.args else None
         if isinstance(reason, urllib3.exceptions.MaxRetryError):
@@ -94,13 +138,22 @@ def _transport_error(
         if isinstance(
             reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
         ):
-            return ConnectError(f"{where}: cannot connect: {reason}", method=method, url=url)
-        return ConnectionDropped(f"{where}: connection dropped: {exc}", method=method, url=url)
+            why = scrub(str(reason), secrets)
+            return ConnectError(
+                f"{where}: cannot connect: {why}", method=method, url=url, cause=cause
+            )
+        return ConnectionDropped(
+            f"{where}: connection dropped: {text}", method=method, url=url, cause=cause
+        )
     if isinstance(
         exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
     ):
-        return ConnectionDropped(f"{where}: answer cut off: {exc}", method=method, url=url)
-    return TransportError(f"{where}: {type(exc).__name__}: {exc}", method=method, url=url)
+        return ConnectionDropped(
+            f"{where}: answer cut off: {text}", method=method, url=url, cause=cause
+        )
+    return TransportError(
+        f"{where}: {type(exc).__name__}: {text}", method=method, url=url, cause=cause
+    )
 
 
 def send(
@@ -115,18 +168,18 @@ def send(
     headers: Mapping[str, str],
     params: Mapping[str, str | int] | None = None,
     data: Mapping[str, str] | MultipartBody | None = None,
-    secret_request: bool = False,
     clock: Callable[[], float] = time.monotonic,
 ) -> requests.Response:
     """Make one HTTP call inside one governor slot and return whatever status came back.
 
-    A transport failure becomes a `TransportError`. With `secret_request` (the token call) the
-    requests exception is not chained, because it holds the prepared request and its form
-    body with the client secret.
+    A transport failure becomes a `TransportError`, raised after the `except` block so that
+    it has neither a `__cause__` nor a `__context__`: the requests exception holds the
+    prepared request, with the Authorization header or the token form's client secret.
     """
     path = urlsplit(url).path
     with governor.slot(kind, tenant_id) as slot:
         started = clock()
+        failure: TransportError | InvalidRequestError | None = None
         try:
             response = session.request(
                 method,
@@ -138,14 +191,13 @@ def send(
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
+            failure = _transport_error(exc, method, url, secrets_in(headers, data))
+        if failure is not None:
             elapsed = clock() - started
-            error = _transport_error(exc, method, url)
-            if isinstance(error, TransportError):
+            if isinstance(failure, TransportError):
                 slot.record_response(None, None)
-            logger.warning("%s %s -> %s after %.3fs", method, path, type(error).__name__, elapsed)
-            if secret_request:
-                raise error from None
-            raise error from exc
+            logger.warning("%s %s -> %s after %.3fs", method, path, type(failure).__name__, elapsed)
+            raise failure
         elapsed = clock() - started
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         limit = None

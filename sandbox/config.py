@@ -112,6 +112,7 @@ class SandboxConfig:
     host: str = "127.0.0.1"
     port: int = 0
     time_scale: float = 1.0
+    clock_frozen: bool = False
     seed: int = 1234
     clients: list[ClientApp] = field(default_factory=_default_clients)
     tenants: dict[str, int] = field(default_factory=_default_tenants)

@@ -1,9 +1,11 @@
 """Upload validation: exactly the rules the vendor states, checked on what arrived.
 
 v1.1 is `multipart/form-data` with parts `Description`, `ValidFrom` (optional) and `file`;
-v1.0 is `multipart/related` with a JSON part and a PDF part. Both end in the same checks:
-a PDF by content (not by name), at most `max_file_bytes` (a 400, since the documented
-error table has no 413), a file name of allowed characters only.
+v1.0 is `multipart/related` with a JSON part and a PDF part, and the `type=` parameter
+that RFC 2387 requires, naming the root (JSON) part's media type. Both end in the same
+checks: a PDF by content and structure (not by name; see `sandbox.pdf`), at most
+`max_file_bytes` (a 400, since the documented error table has no 413), a file name of
+allowed characters only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import date
 
 from sandbox.errors import ApiError
 from sandbox.multipart import MultipartError, Part, parse_media_type, parse_multipart
+from sandbox.pdf import pdf_structure_problem
 
 __all__ = [
     "DOCUMENT_TYPES",
@@ -37,8 +40,8 @@ DOCUMENT_TYPES: dict[str, str] = {
 
 _FILENAME_RE = re.compile(r"[A-Za-z0-9 _\-.,$()]+")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_EOF_WINDOW = 1024
 _V11_PARTS = ("Description", "ValidFrom", "file")
+_QUOTED_TYPE_RE = re.compile(r';\s*type\s*=\s*"', re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ def filename_is_allowed(filename: str) -> bool:
 
 
 def looks_like_pdf(data: bytes) -> bool:
-    """A PDF by content: the `%PDF-` header and an `%%EOF` marker near the end."""
-    return data.startswith(b"%PDF-") and b"%%EOF" in data[-_EOF_WINDOW:]
+    """A PDF by content and structure: header, cross-references, trailer, a page."""
+    return pdf_structure_problem(data) is None
 
 
 def _check_boundary(content_type: str | None, expected: str) -> tuple[str, dict[str, str]]:
@@ -115,8 +118,13 @@ def _check_file(data: bytes, filename: str | None, max_bytes: int, field_name: s
         raise ApiError.validation(
             field_name, f"The file is larger than the maximum of {max_bytes} bytes."
         )
-    if not looks_like_pdf(data):
+    if not data.startswith(b"%PDF-"):
         raise ApiError.validation(field_name, "Only PDF files are accepted.")
+    problem = pdf_structure_problem(data)
+    if problem is not None:
+        raise ApiError.validation(
+            field_name, f"Only PDF files are accepted; this file is not a valid PDF: {problem}."
+        )
 
 
 def _text_value(part: Part) -> str:
@@ -167,13 +175,40 @@ def parse_upload_v11(content_type: str | None, body: bytes, max_bytes: int) -> U
 
 def parse_upload_v10(content_type: str | None, body: bytes, max_bytes: int) -> UploadRequest:
     """Validate a v1.0 `multipart/related` certificate upload (JSON part, then PDF part)."""
-    boundary, _params = _check_boundary(content_type, "multipart/related")
+    boundary, params = _check_boundary(content_type, "multipart/related")
+    root_type = params.get("type")
+    if root_type is not None and not _QUOTED_TYPE_RE.search(content_type or ""):
+        # A media type holds "/", a tspecial: as a parameter value it must be quoted
+        # (RFC 2045 section 5.1); unquoted, a strict parser reads `type=application`.
+        raise ApiError.validation(
+            "Content-Type", 'The type parameter must be a quoted string, type="application/json".'
+        )
+    if not root_type:
+        # RFC 2387 section 3.1: "The type parameter must be specified".
+        raise ApiError.validation(
+            "Content-Type", "multipart/related needs a type parameter (RFC 2387)."
+        )
     parts = _split(body, boundary)
     if len(parts) != 2:
         raise ApiError.validation("body", f"Expected 2 parts (metadata, file), got {len(parts)}.")
     metadata_part, file_part = parts
     if metadata_part.content_type != "application/json":
         raise ApiError.validation("metadata", "The first part must be application/json.")
+    if "start" in params:
+        # With `start`, the root is the part of that Content-ID; it must be the metadata.
+        content_id = dict((name.lower(), value) for name, value in metadata_part.headers).get(
+            "content-id"
+        )
+        if content_id != params["start"]:
+            raise ApiError.validation(
+                "Content-Type", "The start parameter must name the first (metadata) part."
+            )
+    if root_type.strip().lower() != metadata_part.content_type:
+        raise ApiError.validation(
+            "Content-Type",
+            f"The type parameter {root_type!r} is not the root part's content type "
+            f"({metadata_part.content_type}).",
+        )
     charset = metadata_part.content_type_params.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
         raise ApiError.validation("metadata", "The metadata must be UTF-8.")

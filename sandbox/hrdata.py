@@ -3,12 +3,17 @@
 Records carry a `lastModified` change timestamp (the real field name is not published;
 an assumption). `changedAfter` is exclusive and `changedUntil` inclusive. A few records of
 each kind are deleted and come back as `{"id", "isDeleted": true, "shortName"}`.
+
+Tests add, change and delete persons at chosen change times through `seed_persons`
+(`POST /_sandbox/persons`), so a delta sync by `changedAfter` can be checked against
+known changes.
 """
 
 from __future__ import annotations
 
 import random
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -19,11 +24,14 @@ from sandbox.config import DEFAULT_TENANT_ID
 
 __all__ = [
     "FILTERS",
+    "PERSON_FIELDS",
     "HrData",
     "HrRecord",
+    "PersonSeedError",
     "TenantData",
     "build_tenant",
     "parse_filter_timestamp",
+    "person_from_seed",
 ]
 
 Record = dict[str, Any]
@@ -304,10 +312,61 @@ def build_tenant(tenant_id: str, person_count: int, seed: int) -> TenantData:
     return data
 
 
+#: The fields of a person record, in the order the readers give them.
+PERSON_FIELDS = (
+    "id",
+    "personCode",
+    "initials",
+    "firstNames",
+    "knownAs",
+    "lastName",
+    "lastNamePrefix",
+    "birthDate",
+    "gender",
+    "emailAddresses",
+    "phoneNumbers",
+    "addresses",
+)
+_LIST_FIELDS = ("emailAddresses", "phoneNumbers", "addresses")
+_CODE_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
+
+
+class PersonSeedError(ValueError):
+    """A seeded person is not of the shape the readers serve."""
+
+
+def person_from_seed(item: object) -> Record:
+    """A person record from a test's seed: its fields kept, the missing ones empty."""
+    if not isinstance(item, dict):
+        raise PersonSeedError("each person must be a JSON object")
+    code = item.get("personCode")
+    if not isinstance(code, str) or not _CODE_RE.fullmatch(code):
+        raise PersonSeedError(f"personCode {code!r} must be 1-32 letters, digits, '.', '_', '-'")
+    record_id = item.get("id", code)
+    if not isinstance(record_id, str) or not _CODE_RE.fullmatch(record_id):
+        raise PersonSeedError(f"id {record_id!r} must be 1-32 letters, digits, '.', '_', '-'")
+    person: Record = {name: None for name in PERSON_FIELDS}
+    for name in _LIST_FIELDS:
+        person[name] = []
+    person.update(item)
+    person["id"] = record_id
+    for name in _LIST_FIELDS:
+        entries = person[name]
+        if not isinstance(entries, list) or not all(
+            isinstance(entry, dict) and isinstance(entry.get("type"), str) for entry in entries
+        ):
+            raise PersonSeedError(f"{name} must be a list of objects with a 'type'")
+    for email in person["emailAddresses"]:
+        if not isinstance(email.get("address"), str):
+            raise PersonSeedError("each of emailAddresses needs an 'address'")
+    return person
+
+
 class HrData:
-    """All tenants' data, built on first use and then read-only."""
+    """All tenants' data: seeded at start, changed only through `seed_persons`."""
 
     def __init__(self, tenants: dict[str, int], seed: int) -> None:
+        self._lock = threading.Lock()
         self._tenants = {code: build_tenant(code, count, seed) for code, count in tenants.items()}
 
     def tenant(self, tenant_id: str) -> TenantData | None:
@@ -315,7 +374,41 @@ class HrData:
 
     def person_exists(self, tenant_id: str, person_code: str) -> bool:
         data = self._tenants.get(tenant_id)
-        return data is not None and person_code in data.live_person_codes
+        with self._lock:
+            return data is not None and person_code in data.live_person_codes
+
+    def seed_persons(
+        self,
+        tenant_id: str,
+        *,
+        persons: list[Record],
+        deleted: list[str],
+        changed_at: float,
+    ) -> None:
+        """Add or replace `persons` and delete the ids in `deleted`, all changed at `changed_at`.
+
+        A deleted person reads as `{"id", "isDeleted": true, "shortName"}` from then on and
+        takes no uploads; an id never seen before can be deleted too (the HR system removed
+        it before the reader saw it). Seeding a deleted person again brings it back.
+        """
+        data = self._tenants.get(tenant_id)
+        if data is None:
+            raise PersonSeedError(f"unknown tenant {tenant_id!r}")
+        with self._lock:
+            by_id = {record.key: record for record in data.resources["persons"]}
+            for person in persons:
+                old = by_id.get(person["id"])
+                if old is not None and not old.deleted:
+                    data.live_person_codes.discard(old.body.get("personCode"))
+                by_id[person["id"]] = HrRecord(person["id"], changed_at, person)
+                data.live_person_codes.add(person["personCode"])
+            for record_id in deleted:
+                old = by_id.get(record_id)
+                body = old.body if old is not None else {"id": record_id}
+                if old is not None and not old.deleted:
+                    data.live_person_codes.discard(old.body.get("personCode"))
+                by_id[record_id] = HrRecord(record_id, changed_at, body, deleted=True)
+            data.resources["persons"] = [by_id[key] for key in sorted(by_id)]
 
     def select(
         self,
@@ -330,8 +423,10 @@ class HrData:
         data = self._tenants.get(tenant_id)
         if data is None:
             return []
+        with self._lock:
+            records = list(data.resources[resource])
         selected = []
-        for record in data.resources[resource]:
+        for record in records:
             if changed_after is not None and record.changed_at <= changed_after:
                 continue
             if changed_until is not None and record.changed_at > changed_until:

@@ -75,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._handle_admin(service, path, query)
             return
         headers = list(self.headers.items())
-        entry = service.open_entry(self.command, path, query, headers)
+        entry = service.open_entry(self.command, path, query, headers, arrived_api)
         is_token = path == TOKEN_PATH
         faults = service.config.faults
         plan = (
@@ -242,6 +242,7 @@ class SandboxServer:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
+        self.service.hold_calls(False)
         httpd.shutdown()
         httpd.server_close()
         if self._thread is not None:
@@ -257,6 +258,10 @@ class SandboxServer:
 
     def reset(self) -> None:
         self.service.reset()
+
+    def advance_clock(self, api_seconds: float) -> float:
+        """Same as `POST /_sandbox/clock/advance`; returns the new API time."""
+        return self.service.clock.advance(api_seconds)
 
     def revoke_tokens(self) -> int:
         return self.service.tokens.revoke_all()

@@ -32,14 +32,21 @@ from sandbox.config import (
 from sandbox.documents import DOCUMENT_TYPES, UploadRequest, parse_upload_v10, parse_upload_v11
 from sandbox.errors import ApiError, render_error
 from sandbox.faults import FaultInjector, FaultPlan
-from sandbox.hrdata import FILTERS, HrData, parse_filter_timestamp, strip_private_contact
+from sandbox.hrdata import (
+    FILTERS,
+    HrData,
+    PersonSeedError,
+    parse_filter_timestamp,
+    person_from_seed,
+    strip_private_contact,
+)
 from sandbox.inspection import RequestLog, Stats
 from sandbox.limits import LimitExceeded, RateLimiter
 from sandbox.multipart import MultipartError, parse_media_type, parse_multipart
 from sandbox.tickets import STATUS_NUMBERS, TicketStore
 from sandbox.tokens import IssuedToken, TokenCheck, TokenStore
 
-__all__ = ["ApiRequest", "ApiResponse", "SandboxService"]
+__all__ = ["ApiRequest", "ApiResponse", "SandboxService", "match_route", "request_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +61,7 @@ _SECRETISH = ("secret", "token", "password", "key")
 _TENANT_HEADER = "X-Raet-Tenant-Id"
 _INVALID_TOKEN = "keymanagement.service.invalid_access_token"  # noqa: S105 - a fault code
 _EXPIRED_TOKEN = "keymanagement.service.access_token_expired"  # noqa: S105 - a fault code
+_HOLD_LIMIT_S = 60.0
 
 
 @dataclass
@@ -102,11 +110,20 @@ class Route:
 
 
 def match_route(path: str) -> Route | None:
-    """The API route for a path, or None (404). Segments are case-sensitive."""
+    """The API route for a path, or None (404). Segments are case-sensitive and raw.
+
+    The real API matches the raw path segment: `191%31%36%36` is not the personCode
+    191166, and no personCode or ticketId contains a `%`. So segments are never decoded,
+    and a `%` in a personCode ends as 404 (no employee has that code, as for any other
+    unknown code) and in a ticketId as 400 (not a ticketId, as for any other malformed
+    one): the answers the gateway gives for those values, with no special case that a
+    client could learn to rely on. Only a cost allocation id is decoded: the vendor's own
+    example sends its inner spaces as `%20`.
+    """
     segments = path.split("/")
     if segments[:2] != ["", "learning"] or any(not part for part in segments[1:]):
         return None
-    parts = [unquote(part) for part in segments[2:]]
+    parts = segments[2:]
     match parts:
         case ["v1.1", "employees", person, "documents", doc_type] if doc_type in DOCUMENT_TYPES:
             return Route(
@@ -119,10 +136,26 @@ def match_route(path: str) -> Route | None:
                 "upload_v1.0", "POST", "Upload_documents", {"person": person, "type": "certificate"}
             )
         case ["v1.0", "costAllocations", allocation_id]:
-            return Route("costAllocations", "GET", "Get_Basic", {"id": allocation_id})
+            return Route("costAllocations", "GET", "Get_Basic", {"id": unquote(allocation_id)})
         case ["v1.0", resource] if resource in FILTERS:
             return Route(resource, "GET", "Get_Basic", {})
     return None
+
+
+_KINDS = {"upload_v1.1": "upload", "upload_v1.0": "upload", "status": "status"}
+
+
+def request_kind(path: str) -> str:
+    """What a request is, as the client's governor counts calls: token, upload, status, read.
+
+    Anything that matches no route is "unknown" (it still counts against the limits).
+    """
+    if path == TOKEN_PATH:
+        return "token"
+    route = match_route(path)
+    if route is None:
+        return "unknown"
+    return _KINDS.get(route.endpoint, "read")
 
 
 def _iso_wall(epoch: float) -> str:
@@ -143,7 +176,7 @@ class SandboxService:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.clock = ApiClock(config.time_scale)
+        self.clock = ApiClock(config.time_scale, frozen=config.clock_frozen)
         self.tokens = TokenStore()
         self.limiter = RateLimiter()
         self.tickets = TicketStore(config.seed)
@@ -154,12 +187,31 @@ class SandboxService:
         self.base_url = ""
         self._config_lock = threading.Lock()
         self._sleep: Callable[[float], None] = time.sleep
+        self._calls_released = threading.Event()
+        self._calls_released.set()
+        self._held_lock = threading.Lock()
+        self._held_now = 0
 
     # -- request log -------------------------------------------------------------------
 
     def open_entry(
-        self, method: str, path: str, query: str, headers: list[tuple[str, str]]
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        arrived_api: float | None = None,
     ) -> dict[str, Any]:
+        """Log a request as it arrives (before its body is read).
+
+        `arrived_api_s` is the arrival in API seconds (epoch based, on the clock that never
+        runs backwards and that the limits are judged on) and `kind` what the call is
+        (token, upload, status, read, unknown): together the record a benchmark needs to
+        compare how often calls started with the spacing the limits allow. Calls arriving
+        at once may enter the log in either order: sort by `arrived_api_s`, not by `seq`.
+        """
+        if arrived_api is None:
+            arrived_api = self.clock.now()
         shown: dict[str, str] = {}
         for name, value in headers:
             if name.lower() in ("authorization", "proxy-authorization"):
@@ -170,7 +222,9 @@ class SandboxService:
         return self.log.open(
             {
                 "arrived_at": _iso_wall(time.time()),
-                "arrived_api_time": format_utc_millis(self.clock.now()),
+                "arrived_api_time": format_utc_millis(arrived_api),
+                "arrived_api_s": arrived_api,
+                "kind": request_kind(path),
                 "completed_at": None,
                 "method": method,
                 "path": path,
@@ -182,6 +236,7 @@ class SandboxService:
                 "error_code": None,
                 "correlation_id": None,
                 "fault": None,
+                "added_latency_s": None,
                 "limit": None,
                 "body_size": None,
                 "body_sha256": None,
@@ -364,8 +419,10 @@ class SandboxService:
             token = self._authenticate(request)
             admission = self._admit(token, request)
             try:
+                self._wait_while_held()
                 if plan.latency_s > 0:
                     self.stats.count("faults", "latency_added")
+                    self.log.update(request.entry, added_latency_s=plan.latency_s)
                     self._sleep(plan.latency_s)
                 if plan.server_error is not None:
                     self.stats.count("faults", "server_errors")
@@ -388,6 +445,36 @@ class SandboxService:
                 admission.release()
         except ApiError as error:
             return self.error_response(error, request.entry)
+
+    def _wait_while_held(self) -> None:
+        """Keep an admitted call in flight while `/_sandbox/hold` holds calls.
+
+        Lets a test fill the parallel slots for as long as it needs, instead of hoping that
+        an added latency outlasts the other threads' start. A forgotten hold ends after
+        `_HOLD_LIMIT_S`, so a failing test cannot hang the server.
+        """
+        if self._calls_released.is_set():
+            return
+        with self._held_lock:
+            self._held_now += 1
+        try:
+            self._calls_released.wait(_HOLD_LIMIT_S)
+        finally:
+            with self._held_lock:
+                self._held_now -= 1
+
+    def hold_calls(self, held: bool) -> dict[str, Any]:
+        """Hold admitted API calls in flight (True) or let every held call go on (False)."""
+        if held:
+            self._calls_released.clear()
+        else:
+            self._calls_released.set()
+        return self._hold_view()
+
+    def _hold_view(self) -> dict[str, Any]:
+        with self._held_lock:
+            waiting = self._held_now
+        return {"held": not self._calls_released.is_set(), "calls_waiting": waiting}
 
     def _authenticate(self, request: ApiRequest) -> IssuedToken:
         authorization = request.header("Authorization")
@@ -587,7 +674,12 @@ class SandboxService:
     # -- admin ---------------------------------------------------------------------------
 
     def admin(self, method: str, path: str, query: str, body: bytes) -> ApiResponse:
-        """The `/_sandbox/` endpoints; never part of the API surface, never show secrets."""
+        """The `/_sandbox/` endpoints; never part of the API surface, never show secrets.
+
+        GET requests (the log; `?since=SEQ`), stats, config, tickets, clock, hold;
+        POST config (a patch), reset, revoke-tokens, clock/advance `{"seconds"}`,
+        hold `{"held"}`, persons `{"tenant_id", "changed_at", "persons", "deleted"}`.
+        """
         name = path.removeprefix(ADMIN_PREFIX)
         routes: dict[tuple[str, str], Callable[[], ApiResponse]] = {
             ("GET", "requests"): lambda: self._admin_requests(query),
@@ -599,6 +691,11 @@ class SandboxService:
                 200, {"revoked": self.tokens.revoke_all()}
             ),
             ("GET", "tickets"): self._admin_tickets,
+            ("GET", "clock"): lambda: ApiResponse.json(200, self.clock_view()),
+            ("POST", "clock/advance"): lambda: self._admin_advance(body),
+            ("GET", "hold"): lambda: ApiResponse.json(200, self._hold_view()),
+            ("POST", "hold"): lambda: self._admin_hold(body),
+            ("POST", "persons"): lambda: self._admin_persons(body),
         }
         handler = routes.get((method, name))
         if handler is None:
@@ -631,6 +728,47 @@ class SandboxService:
             apply_patch(self.config, patch)
             if self.clock.time_scale != self.config.time_scale:
                 self.clock.set_scale(self.config.time_scale)
+            if self.clock.frozen != self.config.clock_frozen:
+                self.clock.set_frozen(self.config.clock_frozen)
+
+    def clock_view(self) -> dict[str, Any]:
+        """API time as seconds (the unit of every arrival in the request log) and as text."""
+        now = self.clock.now()
+        return {
+            "api_seconds": now,
+            "api_time": format_utc_millis(now),
+            "frozen": self.clock.frozen,
+            "time_scale": self.clock.time_scale,
+        }
+
+    def _admin_advance(self, body: bytes) -> ApiResponse:
+        """`{"seconds": N}`: move API time forward by N API seconds."""
+        problem = 'The body must be a JSON object {"seconds": <non-negative number>}.'
+        try:
+            payload = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return ApiResponse.json(400, {"message": problem})
+        seconds = payload.get("seconds") if isinstance(payload, dict) else None
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds)
+            or seconds < 0
+        ):
+            return ApiResponse.json(400, {"message": problem})
+        self.clock.advance(float(seconds))
+        return ApiResponse.json(200, self.clock_view())
+
+    def _admin_hold(self, body: bytes) -> ApiResponse:
+        """`{"held": true}` holds admitted API calls in flight; `{"held": false}` lets them go."""
+        try:
+            payload = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = None
+        held = payload.get("held") if isinstance(payload, dict) else None
+        if not isinstance(held, bool):
+            return ApiResponse.json(400, {"message": 'The body must be {"held": true|false}.'})
+        return ApiResponse.json(200, self.hold_calls(held))
 
     def _admin_patch(self, body: bytes) -> ApiResponse:
         try:
@@ -641,6 +779,52 @@ class SandboxService:
         except ConfigPatchError as exc:
             return ApiResponse.json(400, {"message": str(exc)})
         return ApiResponse.json(200, config_to_dict(self.config))
+
+    def _admin_persons(self, body: bytes) -> ApiResponse:
+        """Seed persons and deletions for the readers, at one change time.
+
+        `{"tenant_id": "4028868", "changed_at": "2024-07-01T12:00:00.000Z",
+        "persons": [{"personCode": "555001", "emailAddresses": [...], ...}],
+        "deleted": ["907624"]}`; `changed_at` defaults to the API time now.
+        """
+        try:
+            payload = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return ApiResponse.json(400, {"message": "The body must be a JSON object."})
+        try:
+            if not isinstance(payload, dict):
+                raise PersonSeedError("the body must be a JSON object")
+            unknown = sorted(set(payload) - {"tenant_id", "changed_at", "persons", "deleted"})
+            if unknown:
+                raise PersonSeedError(f"unknown fields {unknown}")
+            tenant_id = payload.get("tenant_id")
+            if not isinstance(tenant_id, str):
+                raise PersonSeedError("tenant_id is required")
+            raw_time = payload.get("changed_at")
+            changed_at = self.clock.now() if raw_time is None else None
+            if isinstance(raw_time, str):
+                changed_at = parse_filter_timestamp(raw_time)
+            if changed_at is None:
+                raise PersonSeedError("changed_at must be a UTC timestamp YYYY-MM-DDTHH:MM:SS.sssZ")
+            persons_raw = payload.get("persons", [])
+            deleted = payload.get("deleted", [])
+            if not isinstance(persons_raw, list):
+                raise PersonSeedError("persons must be a list")
+            if not isinstance(deleted, list) or not all(isinstance(i, str) for i in deleted):
+                raise PersonSeedError("deleted must be a list of ids")
+            persons = [person_from_seed(item) for item in persons_raw]
+            self.hr.seed_persons(tenant_id, persons=persons, deleted=deleted, changed_at=changed_at)
+        except PersonSeedError as exc:
+            return ApiResponse.json(400, {"message": str(exc)})
+        return ApiResponse.json(
+            200,
+            {
+                "tenant_id": tenant_id,
+                "changed_at": format_utc_millis(changed_at),
+                "seeded": [person["id"] for person in persons],
+                "deleted": deleted,
+            },
+        )
 
     def reset(self) -> None:
         """Forget requests, tickets and counters; issued tokens stay valid."""

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -31,10 +32,11 @@ from api_client import (
     YouforceClient,
 )
 from sandbox import ClientApp, SandboxServer
+from tests.pdf_samples import make_pdf
 
 TENANT = "4028868"
 PERSON = "191166"
-PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+PDF = make_pdf(text="client against the sandbox")
 
 
 def _client(server: SandboxServer, **kwargs: Any) -> YouforceClient:
@@ -147,6 +149,9 @@ def test_v10_wire_format(client: YouforceClient, sandbox: SandboxServer, pdf: Pa
     assert entry["path"] == f"/learning/v1.0/employees/{PERSON}/documents/certificate"
     multipart = entry["multipart"]
     assert multipart["media_type"] == "multipart/related"
+    assert entry["content_type"] == (
+        f'multipart/related; type="application/json"; boundary={multipart["boundary"]}'
+    )
     metadata, file_part = multipart["parts"]
     assert metadata["headers"]["Content-Type"] == "application/json; charset=UTF-8"
     assert metadata["text"] == '{"Description": "Certificaat", "ValidFrom": "2021-01-01"}'
@@ -154,26 +159,29 @@ def test_v10_wire_format(client: YouforceClient, sandbox: SandboxServer, pdf: Pa
     assert file_part["sha256"] == hashlib.sha256(PDF).hexdigest()
 
 
+def _advance(server: SandboxServer, api_seconds: float) -> None:
+    requests.post(
+        f"{server.url}/_sandbox/clock/advance", json={"seconds": api_seconds}, timeout=5
+    ).raise_for_status()
+
+
 def test_ticket_completes(sandbox: SandboxServer, pdf: Path) -> None:
-    _patch(sandbox, {"time_scale": 1000.0, "status_format": "numbers"})
+    _patch(sandbox, {"clock_frozen": True, "status_format": "numbers"})
     with _client(sandbox) as client:
         receipt = client.upload_document(TENANT, PERSON, "diploma", pdf, description="d")
         assert receipt.status.api_value == 0
-        import time
-
-        time.sleep(0.05)
+        assert client.ticket_status(TENANT, receipt.ticket_id).api_value == 0
+        _advance(sandbox, 1.0)  # the fixture's fixed ticket delay
         status = client.ticket_status(TENANT, receipt.ticket_id)
     assert status.state is TicketState.COMPLETE
     assert status.api_value == 1
 
 
 def test_failing_person_gives_failed_ticket(sandbox: SandboxServer, pdf: Path) -> None:
-    _patch(sandbox, {"time_scale": 1000.0})
+    _patch(sandbox, {"clock_frozen": True})
     with _client(sandbox) as client:
         receipt = client.upload_document(TENANT, "900001", "diploma", pdf, description="d")
-        import time
-
-        time.sleep(0.05)
+        _advance(sandbox, 1.0)
         status = client.ticket_status(TENANT, receipt.ticket_id)
     assert status.state is TicketState.FAILED
     assert status.error_messages
@@ -379,11 +387,14 @@ def test_unexpected_status(sandbox: SandboxServer, pdf: Path) -> None:
 
 
 def test_read_timeout(sandbox: SandboxServer) -> None:
-    _patch(sandbox, {"faults": {"latency_s": 1.5}})
     with _client(sandbox, timeouts=Timeouts(connect=2, read=0.3)) as client:
         client.tokens.token(TENANT)
-        with pytest.raises(ReadTimeout) as info:
-            list(client.persons(TENANT))
+        requests.post(f"{sandbox.url}/_sandbox/hold", json={"held": True}, timeout=5)
+        try:
+            with pytest.raises(ReadTimeout) as info:
+                list(client.persons(TENANT))
+        finally:
+            requests.post(f"{sandbox.url}/_sandbox/hold", json={"held": False}, timeout=5)
     assert info.value.retryable
     assert info.value.maybe_delivered
 
@@ -420,3 +431,50 @@ def test_connect_error_when_nothing_listens(sandbox_factory: Any) -> None:
     assert info.value.retryable
     assert not info.value.maybe_delivered
     assert info.value.url == token_url
+
+
+def _seed(server: SandboxServer, **body: Any) -> None:
+    requests.post(f"{server.url}/_sandbox/persons", json=body, timeout=5).raise_for_status()
+
+
+@pytest.mark.parametrize("records_key", ["value", "values"])
+def test_persons_changed_after_a_time_across_pages(
+    sandbox: SandboxServer, records_key: str
+) -> None:
+    _patch(sandbox, {"records_key": records_key})
+    people = [
+        {"personCode": code, "emailAddresses": [{"type": "Business", "address": f"{code}@x.nl"}]}
+        for code in ("555101", "555102", "555103", "555104", "555105")
+    ]
+    _seed(sandbox, tenant_id=TENANT, changed_at="2024-08-01T10:00:00.000Z", persons=people)
+    _seed(sandbox, tenant_id=TENANT, changed_at="2024-08-02T10:00:00.000Z", deleted=["555102"])
+    since = datetime(2024, 8, 1, tzinfo=UTC)
+    with _client(sandbox) as client:
+        records = list(client.persons(TENANT, changed_after=since, take=2))
+    assert [r.id for r in records] == ["555101", "555102", "555103", "555104", "555105"]
+    deleted = records[1]
+    assert deleted.is_deleted
+    assert dict(deleted.data) == {"id": "555102", "isDeleted": True, "shortName": "555102"}
+    assert records[0].get("emailAddresses") == [{"type": "Business", "address": "555101@x.nl"}]
+    reads = [e for e in _api_requests(sandbox) if e["endpoint"] == "persons"]
+    assert len(reads) == 3
+    queries = [parse_qs(e["query"]) for e in reads]
+    assert all(q["take"] == ["2"] for q in queries)
+    assert all(q["changedAfter"] == ["2024-08-01T00:00:00.000Z"] for q in queries)
+    with _client(sandbox) as client:
+        later = datetime(2024, 8, 1, 10, tzinfo=UTC)
+        assert [r.id for r in client.persons(TENANT, changed_after=later)] == ["555102"]
+
+
+def test_the_client_follows_the_next_link_as_given(sandbox: SandboxServer) -> None:
+    with _client(sandbox) as client:
+        list(client.persons(TENANT, take=250))
+    first, second = [e for e in _api_requests(sandbox) if e["endpoint"] == "persons"]
+    token = client.tokens.token(TENANT)
+    page = requests.get(
+        f"{sandbox.url}{first['path']}?{first['query']}",
+        headers={"Authorization": token.authorization, "X-Raet-Tenant-Id": TENANT},
+        timeout=5,
+    ).json()
+    link = urlsplit(page["nextLink"])
+    assert (second["path"], parse_qsl(second["query"])) == (link.path, parse_qsl(link.query))

@@ -8,14 +8,17 @@ import pytest
 import requests
 
 from sandbox import SandboxServer
+from sandbox.clock import format_utc_millis
 from tests.integration.sandbox.wire import (
     PDF,
     TIMEOUT,
     admin,
+    advance,
     api_get,
     assert_youforce_error,
     get_token,
     request_token,
+    status,
     upload_v10,
     upload_v11,
 )
@@ -159,3 +162,41 @@ def test_error_shape_is_configurable(sandbox_factory: SandboxFactory, shape: str
         assert body["errorCode"]
     else:
         assert set(body["error"]) == {"message", "correlationId", "issuedAt", "errorCode"}
+
+
+def test_each_request_records_its_arrival_in_api_seconds_and_its_kind(
+    sandbox_factory: SandboxFactory,
+) -> None:
+    server = sandbox_factory(clock_frozen=True, limits={"spike_per_minute": 100.0})
+    start = admin(server, "clock")["api_seconds"]
+    token = get_token(server)
+    advance(server, 0.6)
+    ticket_id = upload_v11(server, token).json()["ticketId"]
+    advance(server, 0.6)
+    assert status(server, token, ticket_id).status_code == 200
+    advance(server, 0.25)
+    assert api_get(server, token, "persons", take="1").status_code == 429
+    advance(server, 0.35)
+    assert api_get(server, token, "employees").status_code == 404
+    entries = admin(server, "requests")["requests"]
+    assert [(e["kind"], e["status"], e["limit"]) for e in entries] == [
+        ("token", 200, None),
+        ("upload", 200, None),
+        ("status", 200, None),
+        ("read", 429, "spike"),
+        ("unknown", 404, None),
+    ]
+    offsets = [round(e["arrived_api_s"] - start, 6) for e in entries]
+    assert offsets == [0.0, 0.6, 1.2, 1.45, 1.8]
+    assert [e["arrived_api_time"] for e in entries] == [
+        format_utc_millis(e["arrived_api_s"]) for e in entries
+    ]
+
+
+def test_arrival_times_never_decrease(sandbox: SandboxServer) -> None:
+    token = get_token(sandbox)
+    for _ in range(20):
+        api_get(sandbox, token, "jobProfiles")
+    arrivals = [e["arrived_api_s"] for e in admin(sandbox, "requests")["requests"]]
+    assert len(arrivals) == 21
+    assert arrivals == sorted(arrivals)

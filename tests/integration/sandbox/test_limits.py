@@ -7,37 +7,50 @@ import time
 
 import requests
 
+from sandbox import SandboxServer
 from tests.integration.sandbox.wire import (
     admin,
+    advance,
     api_get,
     assert_youforce_error,
     get_token,
+    hold,
     request_token,
 )
 from tests.plugins.sandbox_fixtures import SandboxFactory
 
 
+def wait_until_calls_held(server: SandboxServer, count: int) -> None:
+    """Until `count` calls sit in their slots; a generous bound only so a bug cannot hang."""
+    deadline = time.monotonic() + 30
+    while admin(server, "hold")["calls_waiting"] < count:
+        assert time.monotonic() < deadline, "the calls never reached their slots"
+        time.sleep(0.01)
+
+
 def test_fourth_parallel_call_is_429(sandbox_factory: SandboxFactory) -> None:
-    server = sandbox_factory(limits={"max_parallel": 3}, faults={"latency_s": 0.3})
+    server = sandbox_factory(limits={"max_parallel": 3})
     token = get_token(server)
-    barrier = threading.Barrier(4)
+    hold(server, True)
     responses: list[requests.Response] = []
     lock = threading.Lock()
 
     def call() -> None:
-        barrier.wait()
         response = api_get(server, token, "jobProfiles")
         with lock:
             responses.append(response)
 
-    threads = [threading.Thread(target=call) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    statuses = sorted(response.status_code for response in responses)
-    assert statuses == [200, 200, 200, 429]
-    refused = next(response for response in responses if response.status_code == 429)
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_until_calls_held(server, 3)
+        refused = api_get(server, token, "jobProfiles")
+    finally:
+        hold(server, False)
+        for thread in threads:
+            thread.join(timeout=30)
+    assert sorted(response.status_code for response in responses) == [200, 200, 200]
     body = assert_youforce_error(
         refused, 429, "policies.concurrentratelimit.ConcurrentRatelimtViolation"
     )
@@ -51,14 +64,16 @@ def test_fourth_parallel_call_is_429(sandbox_factory: SandboxFactory) -> None:
 
 
 def test_spike_arrest_smooths_to_one_call_per_interval(sandbox_factory: SandboxFactory) -> None:
-    server = sandbox_factory(limits={"spike_per_minute": 100.0}, time_scale=2.0)  # 0.3 s wall
+    server = sandbox_factory(limits={"spike_per_minute": 100.0}, clock_frozen=True)
     token = get_token(server)
     assert api_get(server, token, "jobProfiles").status_code == 200
+    advance(server, 0.59)
     refused = api_get(server, token, "jobProfiles")
     assert_youforce_error(refused, 429, "policies.ratelimit.SpikeArrestViolation")
-    time.sleep(0.31)
+    advance(server, 0.01)  # 0.6 s after the last accepted call's arrival
     assert api_get(server, token, "jobProfiles").status_code == 200
-    assert admin(server, "stats")["rate_limited"]["spike"] == 1
+    assert api_get(server, token, "jobProfiles").status_code == 429
+    assert admin(server, "stats")["rate_limited"]["spike"] == 2
 
 
 def test_daily_quota(sandbox_factory: SandboxFactory) -> None:

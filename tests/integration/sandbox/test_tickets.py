@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
+import pytest
 import requests
 
 from sandbox import SandboxServer
@@ -11,8 +12,11 @@ from tests.integration.sandbox.wire import (
     OTHER_TENANT,
     TIMEOUT,
     admin,
+    advance,
+    api_headers,
     assert_youforce_error,
     get_token,
+    raw_request,
     status,
     upload_v11,
 )
@@ -26,68 +30,89 @@ def upload(server: SandboxServer, token: str, person: str = "191166") -> str:
     return ticket_id
 
 
-def wait_for(
-    server: SandboxServer, token: str, ticket_id: str, wanted: object
-) -> dict[str, object]:
-    deadline = time.monotonic() + 5
-    while True:
-        body: dict[str, object] = status(server, token, ticket_id).json()
-        if body["status"] == wanted or time.monotonic() > deadline:
-            return body
-        time.sleep(0.02)
+def frozen(factory: SandboxFactory, **overrides: Any) -> SandboxServer:
+    """A sandbox whose API time moves only when the test advances it."""
+    return factory(clock_frozen=True, **overrides)
 
 
 def test_ticket_is_in_progress_then_complete(sandbox_factory: SandboxFactory) -> None:
-    server = sandbox_factory(time_scale=100.0, ticket_delay={"kind": "fixed", "seconds": 30.0})
+    server = frozen(sandbox_factory, ticket_delay={"kind": "fixed", "seconds": 30.0})
     token = get_token(server)
     ticket_id = upload(server, token)
     assert status(server, token, ticket_id).json() == {"status": "InProgress", "errorMessages": []}
-    time.sleep(0.32)
+    advance(server, 29.999)
+    assert status(server, token, ticket_id).json() == {"status": "InProgress", "errorMessages": []}
+    advance(server, 0.001)
     assert status(server, token, ticket_id).json() == {"status": "Complete", "errorMessages": []}
 
 
 def test_locked_personnel_file_fails(sandbox_factory: SandboxFactory) -> None:
-    server = sandbox_factory(time_scale=100.0, ticket_delay={"kind": "fixed", "seconds": 5.0})
+    server = frozen(sandbox_factory, ticket_delay={"kind": "fixed", "seconds": 5.0})
     token = get_token(server)
     ticket_id = upload(server, token, person="900001")
-    body = wait_for(server, token, ticket_id, "Failed")
+    assert status(server, token, ticket_id).json()["status"] == "InProgress"
+    advance(server, 5.0)
+    body = status(server, token, ticket_id).json()
     assert body == {"status": "Failed", "errorMessages": ["Personnel file is locked"]}
 
 
 def test_stalled_ticket_stays_in_progress_for_six_api_hours(
     sandbox_factory: SandboxFactory,
 ) -> None:
-    # 6 API hours = 0.6 s; the token must outlive them (an hour would be 0.1 s here).
-    server = sandbox_factory(time_scale=36_000.0, token_lifetime_s=30 * 86_400.0)
+    # The token must outlive the six hours the test moves through.
+    server = frozen(sandbox_factory, token_lifetime_s=30 * 86_400.0)
     token = get_token(server)
     ticket_id = upload(server, token, person="900002")
-    time.sleep(0.3)
+    advance(server, 6 * 3600 - 1)
     assert status(server, token, ticket_id).json()["status"] == "InProgress"
-    body = wait_for(server, token, ticket_id, "Rejected")
+    advance(server, 1)
+    body = status(server, token, ticket_id).json()
     assert body["status"] == "Rejected"
     assert body["errorMessages"]
 
 
 def test_random_failure_rate(sandbox_factory: SandboxFactory) -> None:
-    server = sandbox_factory(time_scale=1000.0, ticket_failure_rate=1.0)
+    server = frozen(sandbox_factory, ticket_failure_rate=1.0)
     token = get_token(server)
     ticket_id = upload(server, token)
-    body = wait_for(server, token, ticket_id, "Failed")
+    advance(server, 1.0)
+    body = status(server, token, ticket_id).json()
     assert body["status"] == "Failed"
     assert body["errorMessages"]
 
 
 def test_numbers_format(sandbox_factory: SandboxFactory) -> None:
-    server = sandbox_factory(
-        time_scale=100.0, status_format="numbers", ticket_delay={"kind": "fixed", "seconds": 20.0}
+    server = frozen(
+        sandbox_factory, status_format="numbers", ticket_delay={"kind": "fixed", "seconds": 20.0}
     )
     token = get_token(server)
     answer = upload_v11(server, token).json()
+    failing = upload(server, token, person="900001")
     assert answer["status"] == 0
     assert status(server, token, answer["ticketId"]).json()["status"] == 0
-    assert wait_for(server, token, answer["ticketId"], 1)["status"] == 1
-    failing = upload(server, token, person="900001")
-    assert wait_for(server, token, failing, 2)["status"] == 2
+    advance(server, 20.0)
+    assert status(server, token, answer["ticketId"]).json()["status"] == 1
+    assert status(server, token, failing).json()["status"] == 2
+
+
+def test_frozen_clock_stands_still_between_requests(sandbox_factory: SandboxFactory) -> None:
+    server = frozen(sandbox_factory)
+    first = admin(server, "clock")
+    get_token(server)
+    assert admin(server, "clock")["api_seconds"] == first["api_seconds"]
+    assert first["frozen"] is True
+    assert advance(server, 90.5) == first["api_seconds"] + 90.5
+
+
+@pytest.mark.parametrize("body", [{"seconds": -1}, {"seconds": "5"}, {"seconds": True}, {}])
+def test_advance_refuses_what_is_not_a_forward_step(
+    sandbox_factory: SandboxFactory, body: dict[str, object]
+) -> None:
+    server = frozen(sandbox_factory)
+    before = admin(server, "clock")["api_seconds"]
+    response = requests.post(f"{server.url}/_sandbox/clock/advance", json=body, timeout=TIMEOUT)
+    assert response.status_code == 400
+    assert admin(server, "clock")["api_seconds"] == before
 
 
 def test_format_can_switch_at_runtime(sandbox: SandboxServer) -> None:
@@ -118,3 +143,16 @@ def test_ticket_listing_shows_due_times(sandbox_factory: SandboxFactory) -> None
     assert (ticket["tenant_id"], ticket["person_code"]) == ("4028868", "900001")
     assert (ticket["state"], ticket["outcome"]) == ("InProgress", "Failed")
     assert ticket["due_at"] > ticket["created_at"]
+
+
+@pytest.mark.parametrize("position", [0, 9, 35])
+def test_a_percent_encoded_ticket_id_is_not_decoded(sandbox: SandboxServer, position: int) -> None:
+    token = get_token(sandbox)
+    ticket_id = upload(sandbox, token)
+    encoded = f"{ticket_id[:position]}%{ord(ticket_id[position]):02X}{ticket_id[position + 1 :]}"
+    answer = raw_request(
+        sandbox, "GET", f"/learning/v1.0/employees/documents/{encoded}/status", api_headers(token)
+    )
+    assert answer.status_code == 400
+    assert "ticketId" in answer.json()["errors"]
+    assert status(sandbox, token, ticket_id).status_code == 200

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
 from sandbox import SandboxServer
 from tests.integration.sandbox.wire import (
     TIMEOUT,
+    advance,
     api_get,
     assert_youforce_error,
     get_token,
@@ -111,11 +110,13 @@ def test_legacy_answer_has_string_expires_in(sandbox_factory: SandboxFactory) ->
 
 
 def test_token_expires_in_api_time(sandbox_factory: SandboxFactory) -> None:
-    server = sandbox_factory(token_lifetime_s=3600.0, time_scale=7200.0)
-    assert request_token(server).json()["expires_in"] == 1, "0.5 s on the client's clock"
+    scaled = sandbox_factory(token_lifetime_s=3600.0, time_scale=7200.0)
+    assert request_token(scaled).json()["expires_in"] == 1, "0.5 s on the client's clock"
+    server = sandbox_factory(token_lifetime_s=3600.0, clock_frozen=True)
     token = get_token(server)
+    advance(server, 3599.999)
     assert api_get(server, token, "jobProfiles").status_code == 200
-    time.sleep(0.55)  # 3960 API seconds
+    advance(server, 0.001)
     response = api_get(server, token, "jobProfiles")
     assert_youforce_error(response, 401, "keymanagement.service.access_token_expired")
 

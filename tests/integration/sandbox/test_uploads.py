@@ -19,10 +19,14 @@ from tests.integration.sandbox.wire import (
     assert_youforce_error,
     get_token,
     minimal_pdf,
+    raw_request,
     upload_v10,
     upload_v11,
 )
+from tests.pdf_samples import make_pdf
 from tests.plugins.sandbox_fixtures import SandboxFactory
+from tests.unit.sandbox.pdf_files import PdfLayout, build_pdf, incremental_update
+from worker.sample_documents import render_text_pdf
 
 SEVEN_TYPES = [
     "certificate",
@@ -65,6 +69,28 @@ def test_v10_certificate_upload(sandbox: SandboxServer, token: str) -> None:
     body = response.json()
     assert tuple(body) == UPLOAD_FIELDS
     assert (body["description"], body["size"], body["status"]) == ("Cert", len(PDF), "InProgress")
+
+
+@pytest.mark.parametrize(
+    "type_parameter",
+    [None, '"text/plain"', '"application/pdf"', '""', "application/json"],
+    ids=repr,
+)
+def test_v10_needs_the_root_type_parameter(
+    sandbox: SandboxServer, token: str, type_parameter: str | None
+) -> None:
+    response = upload_v10(sandbox, token, {"Description": "Cert"}, type_parameter=type_parameter)
+    body = assert_youforce_error(response, 400)
+    assert "type parameter" in body["errors"]["Content-Type"][0]
+    assert admin(sandbox, "tickets")["tickets"] == []
+
+
+@pytest.mark.parametrize("type_parameter", ['"application/json"', '"Application/JSON"'])
+def test_v10_type_parameter_in_any_case(
+    sandbox: SandboxServer, token: str, type_parameter: str
+) -> None:
+    response = upload_v10(sandbox, token, {"Description": "Cert"}, type_parameter=type_parameter)
+    assert response.status_code == 200, response.text
 
 
 def test_v10_accepts_certificates_only(sandbox: SandboxServer, token: str) -> None:
@@ -111,6 +137,39 @@ def test_png_named_pdf_is_refused(sandbox: SandboxServer, token: str) -> None:
     response = upload_v11(sandbox, token, filename="photo.pdf", data=PNG)
     body = assert_youforce_error(response, 400)
     assert "PDF" in body["errors"]["file"][0]
+
+
+NOT_PDFS = {
+    "47-byte": b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF",
+    "html-between-markers": b"%PDF-1.7\n<html><body>Certificate</body></html>\n%%EOF\n",
+    "truncated": make_pdf(text="cut short")[:-300],
+    "no-page": PDF.replace(b"/Kids [3 0 R]", b"/Kids [2 0 R]"),
+}
+
+
+@pytest.mark.parametrize("data", NOT_PDFS.values(), ids=NOT_PDFS.keys())
+def test_a_file_without_pdf_structure_is_refused(
+    sandbox: SandboxServer, token: str, data: bytes
+) -> None:
+    body = assert_youforce_error(upload_v11(sandbox, token, data=data), 400)
+    assert "not a valid PDF" in body["errors"]["file"][0]
+    assert admin(sandbox, "tickets")["tickets"] == []
+
+
+PDFS = {
+    "pypdf": make_pdf(text="pypdf"),
+    "pypdf-incremental": incremental_update(make_pdf(text="base"), "updated"),
+    "object-stream": build_pdf(PdfLayout(xref="stream", object_stream=True, predictor=True)),
+    "hybrid": build_pdf(PdfLayout(object_stream=True, hybrid=True)),
+    "demo": render_text_pdf("Certificate", ["Jan Jansen"]),
+}
+
+
+@pytest.mark.parametrize("data", PDFS.values(), ids=PDFS.keys())
+def test_pdfs_of_every_layout_get_a_ticket(sandbox: SandboxServer, token: str, data: bytes) -> None:
+    response = upload_v11(sandbox, token, data=data)
+    assert response.status_code == 200, response.text
+    assert response.json()["size"] == len(data)
 
 
 def test_wrong_file_part_content_type_is_refused(sandbox: SandboxServer, token: str) -> None:
@@ -208,3 +267,48 @@ def test_get_on_an_upload_path_is_405(sandbox: SandboxServer, token: str) -> Non
         timeout=TIMEOUT,
     )
     assert_youforce_error(response, 405)
+
+
+def form_data_upload() -> tuple[bytes, str]:
+    """A valid v1.1 body and its Content-Type, built by hand for a raw request."""
+    request = requests.Request(
+        "POST",
+        "http://127.0.0.1/",
+        files=[
+            ("Description", (None, "Diploma")),
+            ("ValidFrom", (None, "")),
+            ("file", ("diploma.pdf", PDF, "application/pdf")),
+        ],
+    ).prepare()
+    assert isinstance(request.body, bytes)
+    return request.body, request.headers["Content-Type"]
+
+
+@pytest.mark.parametrize("person", ["191%31%36%36", "%31%39%31%31%36%36", "19116%36"])
+def test_a_percent_encoded_person_code_is_not_decoded(
+    sandbox: SandboxServer, token: str, person: str
+) -> None:
+    body, content_type = form_data_upload()
+    answer = raw_request(
+        sandbox,
+        "POST",
+        f"/learning/v1.1/employees/{person}/documents/diploma",
+        {**api_headers(token), "Content-Type": content_type},
+        body,
+    )
+    assert answer.status_code == 404, answer.body
+    assert answer.json()["errorCode"] == "NotFound"
+    assert admin(sandbox, "tickets")["tickets"] == []
+
+
+def test_a_percent_encoded_document_type_is_not_decoded(sandbox: SandboxServer, token: str) -> None:
+    body, content_type = form_data_upload()
+    answer = raw_request(
+        sandbox,
+        "POST",
+        "/learning/v1.1/employees/191166/documents/%64iploma",
+        {**api_headers(token), "Content-Type": content_type},
+        body,
+    )
+    assert answer.status_code == 404
+    assert admin(sandbox, "tickets")["tickets"] == []

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from sandbox import SandboxServer
+from tests.unit.sandbox.pdf_files import classic_pdf
 
 TENANT = "4028868"
 OTHER_TENANT = "4028869"
@@ -26,12 +29,8 @@ UPLOAD_FIELDS = (
 
 
 def minimal_pdf(size: int | None = None) -> bytes:
-    """A small PDF by content; padded inside a stream to reach `size` bytes when asked."""
-    head = b"%PDF-1.4\n1 0 obj\n<< /Length 0 >>\nstream\n"
-    tail = b"\nendstream\nendobj\ntrailer\n<< >>\n%%EOF\n"
-    if size is None:
-        return head + tail
-    return head + b"0" * (size - len(head) - len(tail)) + tail
+    """A small one-page PDF that passes the structural check; exactly `size` bytes if asked."""
+    return classic_pdf(size)
 
 
 PDF = minimal_pdf()
@@ -108,7 +107,10 @@ def upload_v11(
     )
 
 
-def related_body(metadata: dict[str, Any], data: bytes = PDF) -> tuple[bytes, str]:
+def related_body(
+    metadata: dict[str, Any], data: bytes = PDF, type_parameter: str | None = '"application/json"'
+) -> tuple[bytes, str]:
+    """A v1.0 body and its Content-Type; `type_parameter` None leaves `type=` out."""
     boundary = f"b-{uuid.uuid4().hex}"
     body = (
         f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode()
@@ -117,13 +119,19 @@ def related_body(metadata: dict[str, Any], data: bytes = PDF) -> tuple[bytes, st
         + data
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    return body, f"multipart/related; boundary={boundary}"
+    type_part = "" if type_parameter is None else f"; type={type_parameter}"
+    return body, f"multipart/related{type_part}; boundary={boundary}"
 
 
 def upload_v10(
-    server: SandboxServer, token: str, metadata: dict[str, Any], *, doc_type: str = "certificate"
+    server: SandboxServer,
+    token: str,
+    metadata: dict[str, Any],
+    *,
+    doc_type: str = "certificate",
+    type_parameter: str | None = '"application/json"',
 ) -> requests.Response:
-    body, content_type = related_body(metadata)
+    body, content_type = related_body(metadata, type_parameter=type_parameter)
     return requests.post(
         f"{server.url}/learning/v1.0/employees/{PERSON}/documents/{doc_type}",
         headers={**api_headers(token), "Content-Type": content_type},
@@ -160,6 +168,51 @@ def admin(server: SandboxServer, name: str, payload: dict[str, Any] | None = Non
         )
     assert response.status_code == 200, response.text
     return response.json()
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """What came back to a request sent byte for byte."""
+
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_request(
+    server: SandboxServer,
+    method: str,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+) -> RawAnswer:
+    """A request whose path goes out exactly as written.
+
+    requests normalises a URL before sending it (`%31` becomes `1`), so it cannot show how
+    the server treats an encoded path segment; http.client sends the path untouched.
+    """
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+    try:
+        connection.request(method, raw_path, body=body, headers=headers)
+        response = connection.getresponse()
+        return RawAnswer(response.status, dict(response.getheaders()), response.read())
+    finally:
+        connection.close()
+
+
+def advance(server: SandboxServer, api_seconds: float) -> float:
+    """Move a sandbox's API time forward; returns the new API time in epoch seconds."""
+    seconds: float = admin(server, "clock/advance", {"seconds": api_seconds})["api_seconds"]
+    return seconds
+
+
+def hold(server: SandboxServer, held: bool) -> dict[str, Any]:
+    """Hold admitted API calls in flight, or let them all go on."""
+    answer: dict[str, Any] = admin(server, "hold", {"held": held})
+    return answer
 
 
 def assert_youforce_error(

@@ -85,7 +85,7 @@ def test_upload_v10(client: YouforceClient, transport: FakeTransport, pdf: Path)
     client.upload_certificate_v10(TENANT, "191166", pdf, description="c", filename="c.pdf")
     (call,) = transport.api_calls
     assert call.url == f"{API_URL}/learning/v1.0/employees/191166/documents/certificate"
-    assert call.headers["Content-Type"].startswith("multipart/related; boundary=")
+    assert call.headers["Content-Type"].startswith('multipart/related; type="application/json"; ')
     assert b"Content-Type: application/json; charset=UTF-8" in call.body
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 import email.parser
 import email.policy
 import json
@@ -145,7 +146,9 @@ def test_v10_parts(tmp_path: Path) -> None:
     path = tmp_path / "x.pdf"
     path.write_bytes(b"%PDF-1.7 data")
     body = related_body("Cert ü", date(2021, 1, 1), path, 13, "x.pdf")
-    assert body.content_type.startswith("multipart/related; boundary=")
+    assert body.content_type == (
+        f'multipart/related; type="application/json"; boundary={body.boundary}'
+    )
     data = _drain(body)
     assert data.startswith(
         f"--{body.boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode()
@@ -183,3 +186,27 @@ def test_document_type_parse_lists_valid_values() -> None:
     for member in DocumentType:
         assert member.value in str(info.value)
     assert len(DocumentType) == 7
+
+
+def test_related_body_without_a_root_type_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.pdf"
+    path.write_bytes(b"%PDF-1.7 data")
+    part = FilePart([("Content-Type", "application/pdf")], path, 13)
+    with pytest.raises(ValueError, match="root_type"):
+        MultipartBody([part], subtype="related")
+    with pytest.raises(ValueError, match="media type"):
+        MultipartBody([part], subtype="related", root_type='application/json"; x="y')
+
+
+def test_the_email_parser_reads_the_related_type(tmp_path: Path) -> None:
+    path = tmp_path / "x.pdf"
+    path.write_bytes(b"%PDF-1.7 data")
+    body = related_body("c", None, path, 13, "x.pdf")
+    message = email.message_from_bytes(
+        f"Content-Type: {body.content_type}\r\n\r\n".encode() + _drain(body),
+        policy=email.policy.HTTP,
+    )
+    assert message.get_param("type") == "application/json"
+    assert message.get_param("boundary") == body.boundary
+    first = next(iter(message.iter_parts()))
+    assert first.get_content_type() == message.get_param("type")

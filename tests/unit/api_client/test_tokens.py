@@ -150,7 +150,10 @@ def test_transport_failure_does_not_chain_the_request(
     with pytest.raises(ConnectError) as info:
         _provider(session).token(TENANT)
     assert info.value.__cause__ is None
-    assert info.value.__suppress_context__
+    assert info.value.__context__ is None
+    assert info.value.cause is not None
+    assert info.value.cause.startswith("requests.exceptions.ConnectionError: ")
+    assert SECRET not in info.value.cause
 
 
 def test_reuse_and_margin_refresh(session: requests.Session, transport: FakeTransport) -> None:

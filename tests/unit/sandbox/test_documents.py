@@ -11,10 +11,11 @@ from sandbox.documents import (
     parse_upload_v11,
 )
 from sandbox.errors import ApiError
+from tests.unit.sandbox.pdf_files import classic_pdf
 
-PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+PDF = classic_pdf()
 FORM = "multipart/form-data; boundary=B0undary"
-RELATED = "multipart/related; boundary=B0undary"
+RELATED = 'multipart/related; type="application/json"; boundary=B0undary'
 
 
 def form_part(
@@ -179,3 +180,27 @@ def test_v10_metadata_rules(metadata: bytes, meta_type: str) -> None:
     with pytest.raises(ApiError) as caught:
         parse_upload_v10(RELATED, v10(metadata, meta_type), 10**6)
     assert caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/related; boundary=B0undary",
+        'multipart/related; type="text/plain"; boundary=B0undary',
+        'multipart/related; type="application/json"; start="<meta>"; boundary=B0undary',
+    ],
+)
+def test_v10_root_type_must_be_named_and_match(content_type: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        parse_upload_v10(content_type, v10(b'{"Description": "Cert"}'), 10**6)
+    assert caught.value.status == 400
+    assert "Content-Type" in caught.value.errors
+
+
+def test_v10_start_may_name_the_metadata_part() -> None:
+    raw = multipart(
+        b"Content-Type: application/json\r\nContent-ID: <meta>\r\n\r\n" + b'{"Description": "C"}',
+        b"Content-Type: application/pdf\r\n\r\n" + PDF,
+    )
+    content_type = 'multipart/related; type="application/json"; start="<meta>"; boundary=B0undary'
+    assert parse_upload_v10(content_type, raw, 10**6).description == "C"
