@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import date, datetime
 from importlib import metadata
 from pathlib import Path
@@ -87,12 +87,14 @@ class YouforceClient:
         session: requests.Session | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         clock: Callable[[], datetime] = utc_now,
+        plain_http_hosts: Collection[str] = (),
     ) -> None:
         # The token and the secret go to both URLs: plain HTTP or unchecked certificates
-        # only towards loopback (see api_client.endpoints).
+        # only towards loopback, or a host named in `plain_http_hosts` (a sandbox on a
+        # private network; see api_client.endpoints).
         verify = session.verify if session is not None else True
-        check_endpoint_url(api_url, verify=verify)
-        check_endpoint_url(token_url, verify=verify)
+        check_endpoint_url(api_url, verify=verify, plain_http_hosts=plain_http_hosts)
+        check_endpoint_url(token_url, verify=verify, plain_http_hosts=plain_http_hosts)
         self.api_url = api_url.rstrip("/")
         self.timeouts = timeouts
         self.user_agent = user_agent

@@ -11,6 +11,7 @@ first upload.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 __all__ = ["check_endpoint_url", "is_loopback_host"]
@@ -41,12 +42,20 @@ def _shown(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def check_endpoint_url(url: str, *, verify: bool | str | None = True) -> str:
+# The vendor's own domains: plain HTTP is never allowed towards them, whatever is configured.
+_VENDOR_DOMAINS = ("youforce.com", "visma.com", "raet.com")
+
+
+def check_endpoint_url(
+    url: str, *, verify: bool | str | None = True, plain_http_hosts: Collection[str] = ()
+) -> str:
     """`url` if the client may send credentials to it; ValueError, one line naming it, if not.
 
     Refused: anything but http(s) with a host; `http://` to a host that is not loopback;
     `verify=False` (certificate checks off) for a host that is not loopback. `verify` may
     also be a CA bundle path, as requests takes it (None means its default, on).
+    `plain_http_hosts` names hosts that may be reached over plain http as if they were
+    loopback: a sandbox on a private container network. The vendor's hosts never are.
     """
     if not isinstance(url, str):
         raise ValueError(f"endpoint URL {url!r} is not a string")
@@ -59,6 +68,10 @@ def check_endpoint_url(url: str, *, verify: bool | str | None = True) -> str:
     if scheme not in ("http", "https") or not host:
         raise ValueError(f"endpoint URL {_shown(url)!r} is not an http(s) URL with a host")
     if is_loopback_host(host):
+        return url
+    allowed = {name.strip().lower() for name in plain_http_hosts if name.strip()}
+    vendor = any(host == domain or host.endswith("." + domain) for domain in _VENDOR_DOMAINS)
+    if host.lower() in allowed and not vendor:
         return url
     if scheme == "http":
         raise ValueError(

@@ -1,6 +1,7 @@
 """How a yfdocs process is configured: the one settings class, read at the entry points.
 
-May import: pydantic and the standard library only; every other room builds on this.
+May import: pydantic, and `api_client` for its rule on which endpoint URLs are safe; every
+room above builds on this.
 """
 
 from __future__ import annotations

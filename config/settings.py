@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api_client.endpoints import check_endpoint_url
 from config.budgets import TimeBudgets, time_budgets
 
 __all__ = ["Settings"]
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
     broker_url: SecretStr | None = None
     api_url: str = "https://api.youforce.com"
     token_url: str = "https://connect.visma.com/connect/token"  # noqa: S105 (a URL)
+    plain_http_hosts: str = Field(
+        "",
+        description="comma-separated hosts the client may reach over plain http besides "
+        "loopback: a sandbox on a private container network; never a Youforce host",
+    )
     client_id: str | None = None
     client_secret: SecretStr | None = None
     tenant_id: str | None = None
@@ -87,6 +93,21 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _endpoints_are_safe(self) -> Settings:
+        # The client secret and the bearer token travel to these: refused at start, in one
+        # line, when they would cross a network in clear.
+        for name, url in (("YFDOCS_API_URL", self.api_url), ("YFDOCS_TOKEN_URL", self.token_url)):
+            try:
+                check_endpoint_url(url, plain_http_hosts=self.plain_http_host_names)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return self
+
+    @property
+    def plain_http_host_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.plain_http_hosts.split(",") if name.strip())
 
     @model_validator(mode="after")
     def _budgets_fit(self) -> Settings:

@@ -63,6 +63,7 @@ def build_client(
         status_number_map=parse_status_number_map(settings.status_number_map),
         token_refresh_margin=settings.token_refresh_margin,
         credentials_retry=settings.credentials_retry,
+        plain_http_hosts=settings.plain_http_host_names,
     )
 
 

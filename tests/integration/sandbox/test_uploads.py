@@ -26,7 +26,7 @@ from tests.integration.sandbox.wire import (
 from tests.pdf_samples import make_pdf
 from tests.plugins.sandbox_fixtures import SandboxFactory
 from tests.unit.sandbox.pdf_files import PdfLayout, build_pdf, incremental_update
-from worker.sample_documents import render_text_pdf
+from yfdocs.sample_documents import render_text_pdf
 
 SEVEN_TYPES = [
     "certificate",

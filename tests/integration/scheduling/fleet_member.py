@@ -22,10 +22,11 @@ from models import make_engine
 from scheduling.deferrals import CallDeferred
 from scheduling.governor import DatabaseGovernor
 from scheduling.token_cache import DatabaseTokenCache
+from yfdocs.sample_documents import render_text_pdf
 
 TENANT = "4028868"
 PERSON = "191166"
-PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+PDF = render_text_pdf("Certificate", ["a fleet member's upload"])
 
 
 def _arguments() -> argparse.Namespace:

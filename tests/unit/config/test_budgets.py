@@ -97,3 +97,41 @@ def test_database_and_broker_urls_never_show_their_password(tmp_path: Path) -> N
     assert "hunter2" not in shown
     assert secret_settings.resolved_database_url.endswith("hunter2-db@db/yfdocs")
     assert secret_settings.resolved_broker_url == "amqp://yfdocs:hunter2-mq@mq//"
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        pytest.param("api_url", "http://api.youforce.com", id="api-over-http"),
+        pytest.param("token_url", "http://connect.visma.com/connect/token", id="token-over-http"),
+        pytest.param("api_url", "http://10.0.0.5:8080", id="private-address-over-http"),
+    ],
+)
+def test_plain_http_to_a_host_that_is_not_loopback_is_refused_at_start(
+    tmp_path: Path, name: str, url: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(data_dir=tmp_path, _env_file=None, **{name: url})  # type: ignore[call-arg, arg-type]
+    [error] = caught.value.errors()
+    message = str(error["msg"])
+    assert "\n" not in message
+    assert f"YFDOCS_{name.upper()}" in message
+    assert "plain http://" in message
+
+
+def test_loopback_and_named_sandbox_hosts_may_use_plain_http(tmp_path: Path) -> None:
+    Settings(data_dir=tmp_path, _env_file=None, api_url="http://127.0.0.1:8765")  # type: ignore[call-arg]
+    Settings(  # type: ignore[call-arg]
+        data_dir=tmp_path,
+        _env_file=None,
+        api_url="http://sandbox:8765",
+        token_url="http://sandbox:8765/connect/token",
+        plain_http_hosts="sandbox",
+    )
+    with pytest.raises(ValidationError, match="plain http://"):
+        Settings(  # type: ignore[call-arg]
+            data_dir=tmp_path,
+            _env_file=None,
+            api_url="http://api.youforce.com",
+            plain_http_hosts="api.youforce.com",  # the vendor's hosts never
+        )

@@ -11,7 +11,7 @@ from pypdf import PdfReader
 from sandbox.pdf import PdfStructureError, check_pdf_structure, pdf_structure_problem
 from tests.pdf_samples import make_encrypted_pdf, make_pdf
 from tests.unit.sandbox.pdf_files import PdfLayout, build_pdf, classic_pdf, incremental_update
-from worker.sample_documents import render_text_pdf
+from yfdocs.sample_documents import render_text_pdf
 
 LAYOUTS = [
     PdfLayout(),
