@@ -7,6 +7,7 @@ directory is read too. Secrets are `SecretStr` so that they never print by accid
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".yfdocs")
     database_url: str | None = None
     broker_url: str | None = None
+    broker_queue_type: Literal["classic", "quorum"] = Field(
+        "classic",
+        description="RabbitMQ only: the type yfdocs declares its queue with. A queue that "
+        "already exists keeps its type, so switching needs a new (or emptied) virtual host",
+    )
     api_url: str = "https://api.youforce.com"
     token_url: str = "https://connect.visma.com/connect/token"  # noqa: S105 (a URL)
     client_id: str | None = None
@@ -105,6 +111,10 @@ class Settings(BaseSettings):
     def resolved_broker_url(self) -> str:
         """The configured broker, or the embedded `filesystem://` transport."""
         return self.broker_url or "filesystem://localhost/"
+
+    @property
+    def uses_amqp_broker(self) -> bool:
+        return self.resolved_broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
 
     @property
     def uses_filesystem_broker(self) -> bool:
