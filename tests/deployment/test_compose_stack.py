@@ -372,3 +372,35 @@ def test_documents_arrive_exactly_once_across_broker_and_database_restarts(stack
     except BaseException:
         sys.stderr.write(f"\n--- logs of {stack.project}\n{stack.logs()}\n")
         raise
+
+
+def run_entrypoint(image: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    argv = ["docker", "run", "--rm"]
+    for name, value in environment.items():
+        argv += ["-e", f"{name}={value}"]
+    return subprocess.run(
+        [*argv, image, "true"], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_image_refuses_the_placeholder_outside_sandbox_mode() -> None:
+    require_engine("v1")
+    image = os.environ.get("YFDOCS_IMAGE", LOCAL_IMAGES["YFDOCS_IMAGE"])
+    placeholder = {"YFDOCS_CLIENT_SECRET": "change-me", "POSTGRES_PASSWORD": "change-me"}
+
+    refused = run_entrypoint(image, placeholder)
+    assert refused.returncode == 78, refused
+    assert "YFDOCS_CLIENT_SECRET POSTGRES_PASSWORD" in refused.stderr
+    assert "change-me" not in refused.stderr.replace("placeholder 'change-me'", ""), "no values"
+
+    sandbox = {"YFDOCS_DEPLOYMENT": "sandbox", **placeholder}
+    pointed = {
+        "YFDOCS_API_URL": "http://sandbox:8765",
+        "YFDOCS_TOKEN_URL": "http://sandbox:8765/connect/token",
+    }
+    assert run_entrypoint(image, {**sandbox, **pointed}).returncode == 0
+    real_api = {**pointed, "YFDOCS_API_URL": "https://api.youforce.com"}
+    refused = run_entrypoint(image, {**sandbox, **real_api})
+    assert refused.returncode == 78, refused
+    assert "YFDOCS_API_URL does not point at the sandbox" in refused.stderr
+    assert run_entrypoint(image, {"YFDOCS_CLIENT_SECRET": "a-real-one"}).returncode == 0
