@@ -7,6 +7,7 @@ directory is read too. Secrets are `SecretStr` so that they never print by accid
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,11 @@ class Settings(BaseSettings):
     # URLs hold passwords: SecretStr keeps them out of every repr, log line and traceback.
     database_url: SecretStr | None = None
     broker_url: SecretStr | None = None
+    broker_queue_type: Literal["classic", "quorum"] = Field(
+        "classic",
+        description="RabbitMQ only: the type yfdocs declares its queue with. A queue that "
+        "already exists keeps its type, so switching needs a new (or emptied) virtual host",
+    )
     api_url: str = "https://api.youforce.com"
     token_url: str = "https://connect.visma.com/connect/token"  # noqa: S105 (a URL)
     plain_http_hosts: str = Field(
@@ -136,6 +142,10 @@ class Settings(BaseSettings):
         if self.broker_url is not None:
             return self.broker_url.get_secret_value()
         return "filesystem://localhost/"
+
+    @property
+    def uses_amqp_broker(self) -> bool:
+        return self.resolved_broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
 
     @property
     def uses_filesystem_broker(self) -> bool:

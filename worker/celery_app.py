@@ -83,6 +83,26 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     return {}
 
 
+def _task_exchange_and_queue_arguments(
+    settings: Settings,
+) -> tuple[Exchange, dict[str, Any] | None]:
+    """The exchange and queue arguments of the task queues.
+
+    A RabbitMQ quorum queue must be declared as one (Celery then turns off global QoS,
+    which quorum queues refuse), and Celery delays countdown tasks in the broker itself
+    (native delayed delivery) only for a topic exchange; with a direct one every countdown
+    would be held in a worker's memory, taking a prefetch slot until it is due.
+    """
+    if settings.broker_queue_type == "quorum" and settings.uses_amqp_broker:
+        topic = Exchange(QUEUE_NAME, type="topic")  # type: ignore[no-untyped-call]
+        return topic, {"x-queue-type": "quorum"}
+    return Exchange(QUEUE_NAME, type="direct"), None  # type: ignore[no-untyped-call]
+
+
+def _task_queue(name: str, exchange: Exchange, arguments: dict[str, Any] | None) -> Queue:
+    return Queue(name, exchange, routing_key=name, queue_arguments=arguments)  # type: ignore[no-untyped-call]
+
+
 def create_celery_app(settings: Settings) -> Celery:
     """A Celery app for these settings: enough to publish, to run beat and to watch.
 
@@ -93,7 +113,7 @@ def create_celery_app(settings: Settings) -> Celery:
     # Tasks always die before their lease runs out, so the sweeper never takes back a job
     # whose task is still alive; no call starts that could not end before the soft limit.
     budgets = settings.time_budgets
-    exchange = Exchange(QUEUE_NAME, type="direct")  # type: ignore[no-untyped-call]
+    exchange, queue_arguments = _task_exchange_and_queue_arguments(settings)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -107,10 +127,10 @@ def create_celery_app(settings: Settings) -> Celery:
         task_soft_time_limit=budgets.soft_time_limit,
         task_default_queue=QUEUE_NAME,
         task_default_exchange=QUEUE_NAME,
+        task_default_exchange_type=exchange.type,
         task_default_routing_key=QUEUE_NAME,
         task_queues=[
-            Queue(name, exchange, routing_key=name)  # type: ignore[no-untyped-call]
-            for name in sorted(TASK_QUEUE_NAMES)
+            _task_queue(name, exchange, queue_arguments) for name in sorted(TASK_QUEUE_NAMES)
         ],
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
