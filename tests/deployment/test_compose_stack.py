@@ -38,9 +38,9 @@ from typing import Any
 
 import pytest
 import requests
-from worker.sample_documents import render_text_pdf
 
 from models import TERMINAL_STATES
+from yfdocs.sample_documents import render_text_pdf
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
