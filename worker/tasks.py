@@ -1,4 +1,4 @@
-"""The Celery tasks: thin adapters from a job id to a plain function in `worker.services`.
+"""The Celery tasks: thin adapters from a job id to the upload and poll steps and the sweeper.
 
 A task's only argument is a job id. It builds nothing itself: the per-process runtime
 (engine, API client, store, publisher) is made once after the worker process forks.
