@@ -1,4 +1,4 @@
-"""The one way a document becomes a job: validate -> store -> insert -> commit -> publish.
+"""The one way a document becomes a job: validate -> store -> insert -> commit.
 
 Every producer (the CLI, the library, backfill, the HTTP intake, the demo) calls
 `enqueue_document`, so every job obeys the same rules:
@@ -6,9 +6,10 @@ Every producer (the CLI, the library, backfill, the HTTP intake, the demo) calls
 - nothing is stored or inserted for input that is refused (`EnqueueRejected`);
 - the same document enqueued twice is one job, even when two producers race: the
   idempotency key is unique in the database, and the loser of the race reads the winner;
-- the message is published only after the commit (the outbox rule). If the broker is
-  down the job stays `queued` with `published_at` NULL and the sweeper publishes it later;
-  the producer still answers "accepted".
+- the committed row is the whole of it. The dispatcher (`worker.dispatcher`) publishes the
+  job when it can start, in the fleet's order of work (live before backfill, tenants
+  sharing fairly), so a producer never needs the broker: it answers "accepted" whatever
+  the broker's state, and a backfill of thousands never floods it.
 """
 
 from __future__ import annotations
@@ -39,8 +40,7 @@ from intake.validation import (
     validate_tenant_id,
     validate_valid_from,
 )
-from messaging import JobPublisher, PublishError
-from models import JobState, Priority, UploadJob, utcnow
+from models import Priority, UploadJob, utcnow
 from models import jobs as job_table
 
 __all__ = [
@@ -49,12 +49,10 @@ __all__ = [
     "EnqueueRequest",
     "EnqueueResult",
     "IdempotencyConflict",
-    "PublishError",
     "ValidatedDocument",
     "ValidationError",
     "derived_idempotency_key",
     "enqueue_document",
-    "publish_job",
     "retry_job",
     "validate_request",
 ]
@@ -125,10 +123,6 @@ class EnqueueResult:
 
     job: UploadJob
     created: bool
-
-    @property
-    def published(self) -> bool:
-        return self.job.published_at is not None
 
 
 def derived_idempotency_key(
@@ -225,13 +219,12 @@ def enqueue_document(
     *,
     engine: Engine,
     store: DocumentStore,
-    publisher: JobPublisher,
     settings: Settings,
 ) -> EnqueueResult:
     """Turn a request into a queued job, or return the job it already is.
 
     Raises `EnqueueRejected` (with nothing stored) for refused input, including
-    `IdempotencyConflict`. Never raises because the broker is down.
+    `IdempotencyConflict`. Needs no broker: the dispatcher publishes the job.
     """
     document = validate_request(request, settings)
     existing = _existing(engine, document)
@@ -270,35 +263,10 @@ def enqueue_document(
         # could not yet see this job). Now that the row exists it will not do so again.
         store.put(document.content)
 
-    publish_job(job, engine=engine, publisher=publisher)
     return EnqueueResult(job=job, created=True)
 
 
-def publish_job(
-    job: UploadJob, *, engine: Engine, publisher: JobPublisher, now: datetime | None = None
-) -> bool:
-    """Publish the job's id and record when; False (job left for the sweeper) if refused."""
-    try:
-        publisher.publish_upload(job.id)
-    except PublishError as exc:
-        log.warning(
-            "job %s stays queued: the broker did not take its message (%s); "
-            "the sweeper will publish it",
-            job.id,
-            exc,
-        )
-        return False
-    published_at = now or utcnow()
-    job_table.mark_published(engine, job.id, state=JobState.QUEUED, now=published_at)
-    job.published_at = published_at
-    return True
-
-
-def retry_job(
-    engine: Engine, publisher: JobPublisher, job_id: str, *, now: datetime, reason: str
-) -> UploadJob:
-    """Send a failed or expired job again from the start (`yfdocs retry`); raises
-    `models.jobs.JobNotRetryable` for any other job."""
-    job = job_table.requeue_finished_job(engine, job_id, reason=reason, now=now)
-    publish_job(job, engine=engine, publisher=publisher, now=now)
-    return job
+def retry_job(engine: Engine, job_id: str, *, now: datetime, reason: str) -> UploadJob:
+    """Queue a failed or expired job again from the start (`yfdocs retry`; the dispatcher
+    sends it); raises `models.jobs.JobNotRetryable` for any other job."""
+    return job_table.requeue_finished_job(engine, job_id, reason=reason, now=now)

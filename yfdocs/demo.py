@@ -30,7 +30,6 @@ from intake.producer import EnqueueRejected, EnqueueRequest, enqueue_document
 from intake.storage import FilesystemDocumentStore
 from models import TERMINAL_STATES, JobState, UploadJob, make_engine, migrate
 from models import jobs as job_table
-from worker.celery_app import CeleryPublisher, create_celery_app
 from yfdocs.sample_documents import render_text_pdf
 
 __all__ = ["DemoSample", "demo_samples", "run_demo"]
@@ -172,8 +171,6 @@ def run_demo(base_settings: Settings, *, keep: bool = False, timeout: float = 18
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-        app = create_celery_app(settings)
-        publisher = CeleryPublisher(app)
         store = FilesystemDocumentStore(settings.storage_dir)
         samples = demo_samples(settings.data_dir / "samples")
         job_ids: dict[str, DemoSample] = {}
@@ -187,9 +184,7 @@ def run_demo(base_settings: Settings, *, keep: bool = False, timeout: float = 18
                 source="demo",
             )
             try:
-                result = enqueue_document(
-                    request, engine=engine, store=store, publisher=publisher, settings=settings
-                )
+                result = enqueue_document(request, engine=engine, store=store, settings=settings)
             except EnqueueRejected as exc:
                 refusals[sample.label] = str(exc)
                 continue

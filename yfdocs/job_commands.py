@@ -1,7 +1,7 @@
 """Commands that act on jobs: enqueue, status, backfill.
 
 Exit status: 0 done; 2 input refused (one line on stderr, nothing stored for that input);
-1 something else went wrong. All three build their database, store and publisher in
+1 something else went wrong. All three build their database and store in
 `ProducerServices.from_settings`, so they see the same data the workers do.
 """
 
@@ -25,10 +25,8 @@ from config import Settings
 from intake.producer import EnqueueRequest, EnqueueResult, enqueue_document
 from intake.storage import FilesystemDocumentStore
 from intake.validation import EnqueueRejected, InvalidPdf
-from messaging import JobPublisher, PublishError
 from models import JobState, Priority, make_engine, migrate, utcnow
 from models.jobs import AmbiguousJobId, JobNotFound, find_job, job_events, list_jobs
-from worker.celery_app import CeleryPublisher, create_celery_app
 from yfdocs.fleet_view import fleet_summary, render_fleet
 from yfdocs.job_views import event_to_dict, job_to_dict, render_job_detail, render_jobs_table
 
@@ -41,12 +39,11 @@ EXIT_REFUSED = 2
 
 @dataclass
 class ProducerServices:
-    """The engine, document store and publisher a producer command needs, built once."""
+    """The engine and document store a producer command needs, built once."""
 
     settings: Settings
     engine: Engine
     store: FilesystemDocumentStore
-    publisher: JobPublisher
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProducerServices:
@@ -59,12 +56,10 @@ class ProducerServices:
         engine = make_engine(url)
         if url.startswith("sqlite"):
             migrate(engine)
-        publisher = CeleryPublisher(create_celery_app(settings))
         return cls(
             settings=settings,
             engine=engine,
             store=FilesystemDocumentStore(settings.storage_dir),
-            publisher=publisher,
         )
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
@@ -72,32 +67,11 @@ class ProducerServices:
             request,
             engine=self.engine,
             store=self.store,
-            publisher=self.publisher,
             settings=self.settings,
         )
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-class _GiveUpAfterFirstFailure:
-    """A publisher that stops calling a dead broker: backfill leaves the rest to the sweeper."""
-
-    def __init__(self, inner: JobPublisher) -> None:
-        self._inner = inner
-        self.broker_down = False
-
-    def publish_upload(self, job_id: str, countdown: float | None = None) -> None:
-        if self.broker_down:
-            raise PublishError("broker was down earlier in this run")
-        try:
-            self._inner.publish_upload(job_id, countdown=countdown)
-        except PublishError:
-            self.broker_down = True
-            raise
-
-    def publish_poll(self, job_id: str, countdown: float | None = None) -> None:
-        raise PublishError("a backfill publishes uploads only")
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -258,14 +232,12 @@ class BackfillReport:
     created: list[dict[str, Any]] = field(default_factory=list)
     already_present: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
-    unpublished: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "created": len(self.created),
             "already_present": len(self.already_present),
             "rejected": len(self.rejected),
-            "unpublished": self.unpublished,
             "jobs": self.created + self.already_present,
             "rejections": self.rejected,
         }
@@ -312,8 +284,6 @@ def backfill_command(
     """
     rows = _read_manifest(manifest)
     services = ProducerServices.from_settings(_settings(ctx))
-    publisher = _GiveUpAfterFirstFailure(services.publisher)
-    services.publisher = publisher
     report = BackfillReport()
     stderr = Console(stderr=True)
     try:
@@ -331,11 +301,10 @@ def backfill_command(
                 progress.advance(task)
     finally:
         services.close()
-    report.unpublished = sum(1 for job in report.created if job["published_at"] is None)
     if as_json:
         _echo_json(report.as_dict())
     else:
-        _print_backfill_report(report, broker_down=publisher.broker_down)
+        _print_backfill_report(report)
     if report.rejected:
         raise SystemExit(EXIT_REFUSED)
 
@@ -374,7 +343,7 @@ def _backfill_row(
     (report.created if result.created else report.already_present).append(entry)
 
 
-def _print_backfill_report(report: BackfillReport, *, broker_down: bool) -> None:
+def _print_backfill_report(report: BackfillReport) -> None:
     console = Console()
     if report.rejected:
         refused = Table(title="rejected rows (header is row 1)", header_style="bold red")
@@ -388,10 +357,9 @@ def _print_backfill_report(report: BackfillReport, *, broker_down: bool) -> None
         f"created: {len(report.created)}  already present: {len(report.already_present)}  "
         f"rejected: {len(report.rejected)}"
     )
-    if broker_down:
+    if report.created:
         console.print(
-            f"the broker was unreachable: {report.unpublished} new job(s) stay queued "
-            "for the sweeper to publish"
+            "the new jobs wait at backfill priority; the dispatcher sends them after live work"
         )
 
 

@@ -10,7 +10,6 @@ from config import Settings
 from intake.producer import retry_job
 from models import make_engine, migrate, utcnow
 from models.jobs import JobNotRetryable
-from worker.celery_app import CeleryPublisher, create_celery_app
 
 __all__ = ["COMMANDS"]
 
@@ -25,11 +24,8 @@ def retry_command(ctx: click.Context, job_id: str, as_json: bool) -> None:
     engine = make_engine(settings.resolved_database_url)
     try:
         migrate(engine)
-        publisher = CeleryPublisher(create_celery_app(settings))
         try:
-            job = retry_job(
-                engine, publisher, job_id, now=utcnow(), reason="sent again by `yfdocs retry`"
-            )
+            job = retry_job(engine, job_id, now=utcnow(), reason="sent again by `yfdocs retry`")
         except JobNotRetryable as exc:
             click.echo(f"yfdocs retry: {exc}", err=True)
             ctx.exit(2)
