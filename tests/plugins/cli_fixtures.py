@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from config import Settings
+from worker.celery_app import filesystem_queue_folder, job_ids_waiting_in_filesystem_queue
+
 REPO = Path(__file__).resolve().parents[2]
 YFDOCS = str(Path(sys.executable).with_name("yfdocs"))
 TENANT = "4028868"
@@ -67,6 +70,20 @@ class Cli:
 
     def stored_pdfs(self) -> list[Path]:
         return sorted(self.store_dir.rglob("*.pdf")) if self.store_dir.exists() else []
+
+    def settings(self) -> Settings:
+        return Settings(
+            data_dir=self.data_dir,
+            database_url=self.database_url,  # type: ignore[arg-type]
+            tenant_id=TENANT,
+            _env_file=None,  # type: ignore[call-arg]
+        )
+
+    def queued_messages(self) -> set[str]:
+        """The job ids whose message lies in the filesystem broker's task queue."""
+        if not filesystem_queue_folder(self.settings()).exists():
+            return set()
+        return job_ids_waiting_in_filesystem_queue(self.settings())
 
 
 @pytest.fixture

@@ -34,17 +34,12 @@ url, data_dir, pdf, start_at = sys.argv[1:5]
 settings = Settings(data_dir=data_dir, database_url=url, tenant_id="4028868", _env_file=None)
 engine = make_engine(url)
 
-class Published:
-    def publish_upload(self, job_id):
-        pass
-
 request = EnqueueRequest(document=Path(pdf), person_code="P1", document_type="diploma")
 time.sleep(max(0.0, float(start_at) - time.time()))
 result = enqueue_document(
     request,
     engine=engine,
     store=FilesystemDocumentStore(settings.storage_dir),
-    publisher=Published(),
     settings=settings,
 )
 print(result.job.id, result.created)
@@ -169,18 +164,12 @@ def test_lost_insert_race_returns_the_winner(
     from intake.producer import EnqueueRequest, enqueue_document
     from intake.storage import FilesystemDocumentStore
 
-    class Published:
-        def publish_upload(self, job_id: str) -> None:
-            pass
-
     settings = Settings(data_dir=tmp_path, tenant_id="4028868", _env_file=None)  # type: ignore[call-arg]
     store = FilesystemDocumentStore(tmp_path / "documents")
     request = EnqueueRequest(
         document=make_pdf(text="lost"), person_code="P", document_type="diploma"
     )
-    winner = enqueue_document(
-        request, engine=db_engine, store=store, publisher=Published(), settings=settings
-    )
+    winner = enqueue_document(request, engine=db_engine, store=store, settings=settings)
     real = producer_module._existing
     misses = iter([True])
     monkeypatch.setattr(
@@ -188,8 +177,6 @@ def test_lost_insert_race_returns_the_winner(
         "_existing",
         lambda engine, document: None if next(misses, False) else real(engine, document),
     )
-    loser = enqueue_document(
-        request, engine=db_engine, store=store, publisher=Published(), settings=settings
-    )
+    loser = enqueue_document(request, engine=db_engine, store=store, settings=settings)
     assert not loser.created
     assert loser.job.id == winner.job.id

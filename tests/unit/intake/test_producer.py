@@ -1,4 +1,5 @@
-"""enqueue_document: nothing stored on refusal, idempotent, and publishing after commit."""
+"""enqueue_document: nothing stored on refusal, idempotent, and the committed row is all:
+the producer never needs the broker (the dispatcher publishes)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from intake.producer import (
-    EnqueueRequest,
-    IdempotencyConflict,
-    derived_idempotency_key,
-    enqueue_document,
-    publish_job,
-)
+from intake.producer import EnqueueRequest, IdempotencyConflict, derived_idempotency_key
 from intake.validation import EnqueueRejected
-from models import JobEvent, JobState, Priority, UploadJob
+from models import JobEvent, JobState, Priority, UploadJob, utcnow
 from tests.fake_publisher import FakePublisher
 from tests.pdf_samples import make_encrypted_pdf, make_pdf
+from tests.plugins.cli_fixtures import DEAD_BROKER
 from tests.plugins.producer_fixtures import TENANT, Producer
 from tests.unit.intake.test_validation import png_bytes
+from worker.dispatcher import dispatch_once
 
 
 def request(document: bytes | Path, **overrides: object) -> EnqueueRequest:
@@ -34,7 +31,9 @@ def request(document: bytes | Path, **overrides: object) -> EnqueueRequest:
     return EnqueueRequest(**values)  # type: ignore[arg-type]
 
 
-def test_enqueue_stores_inserts_and_publishes(producer: Producer, tmp_path: Path) -> None:
+def test_enqueue_stores_and_inserts_and_publishes_nothing(
+    producer: Producer, tmp_path: Path
+) -> None:
     source = tmp_path / "First aid (2024).pdf"
     data = make_pdf(source, text="first aid")
     result = producer.enqueue(
@@ -42,7 +41,6 @@ def test_enqueue_stores_inserts_and_publishes(producer: Producer, tmp_path: Path
     )
     job = result.job
     assert result.created
-    assert result.published
     assert job.state == JobState.QUEUED.value
     assert job.tenant_id == TENANT
     assert job.file_name == "First aid (2024).pdf"
@@ -50,12 +48,11 @@ def test_enqueue_stores_inserts_and_publishes(producer: Producer, tmp_path: Path
     assert job.size_bytes == len(data)
     assert job.priority == Priority.LIVE
     assert job.source == "cli"
-    assert producer.publisher.published == [job.id]
     assert producer.store.path(job.storage_key).read_bytes() == data
     with Session(producer.engine) as session:
         stored = session.get(UploadJob, job.id)
         assert stored is not None
-        assert stored.published_at is not None
+        assert stored.published_at is None, "the dispatcher publishes it"
         events = session.exec(select(JobEvent).where(col(JobEvent.job_id) == job.id)).all()
     assert [(e.from_state, e.to_state) for e in events] == [(None, "queued")]
 
@@ -104,7 +101,6 @@ def test_refused_input_stores_nothing(
     assert producer.stored_files() == []
     assert producer.job_count() == 0
     assert producer.event_count() == 0
-    assert producer.publisher.calls == 0
 
 
 def test_one_byte_over_the_limit_stores_nothing(producer: Producer, tmp_path: Path) -> None:
@@ -137,7 +133,6 @@ def test_same_document_twice_is_one_job(producer: Producer) -> None:
     assert not second.created
     assert second.job.id == first.job.id
     assert producer.job_count() == 1
-    assert producer.publisher.published == [first.job.id]
     assert len(producer.stored_files()) == 1
 
 
@@ -224,45 +219,37 @@ def test_lost_race_reads_the_winner(producer: Producer, monkeypatch: pytest.Monk
     assert producer.job_count() == 1
 
 
-def test_broker_down_leaves_the_job_queued_then_republish_works(producer: Producer) -> None:
-    producer.publisher.failures = 1
-    result = producer.enqueue(request(make_pdf(text="outbox")))
+def test_enqueue_needs_no_broker_and_the_dispatcher_sends_the_job_once_it_is_back(
+    producer: Producer,
+) -> None:
+    producer.settings.broker_url = DEAD_BROKER
+    result = producer.enqueue(request(make_pdf(text="no broker needed")))
     assert result.created
-    assert not result.published
+    assert result.job.state == JobState.QUEUED.value
+    assert result.job.published_at is None
+
+    def one_pass(publisher: FakePublisher) -> bool:
+        report = dispatch_once(
+            producer.engine, producer.settings, publisher, owner="dispatcher:1", clock=utcnow
+        )
+        return report.broker_down
+
+    dead = FakePublisher(down=True)
+    assert one_pass(dead) is True
+    assert dead.refused == 1
     with Session(producer.engine) as session:
         stored = session.get(UploadJob, result.job.id)
         assert stored is not None
         assert stored.state == JobState.QUEUED.value
         assert stored.published_at is None
-    assert producer.publisher.published == []
 
-    assert publish_job(result.job, engine=producer.engine, publisher=producer.publisher)
-    assert producer.publisher.published == [result.job.id]
+    back = FakePublisher()
+    assert one_pass(back) is False
+    assert back.published == [result.job.id]
     with Session(producer.engine) as session:
         stored = session.get(UploadJob, result.job.id)
         assert stored is not None
         assert stored.published_at is not None
-
-
-def test_publish_happens_after_commit(producer: Producer) -> None:
-    seen: list[str | None] = []
-
-    class CheckingPublisher(FakePublisher):
-        def publish_upload(self, job_id: str) -> None:
-            with Session(producer.engine) as session:
-                job = session.get(UploadJob, job_id)
-                seen.append(job.state if job is not None else None)
-            super().publish_upload(job_id)
-
-    publisher = CheckingPublisher()
-    enqueue_document(
-        request(make_pdf(text="after commit")),
-        engine=producer.engine,
-        store=producer.store,
-        publisher=publisher,
-        settings=producer.settings,
-    )
-    assert seen == ["queued"]
 
 
 def test_backfill_priority_and_source(producer: Producer) -> None:
