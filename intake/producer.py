@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -81,13 +82,14 @@ class IdempotencyConflict(EnqueueRejected):
 
 @dataclass(frozen=True)
 class EnqueueRequest:
-    """What a producer hands in. `document` is the PDF's bytes or a path to it.
+    """What a producer hands in. `document` is the PDF's bytes or a path to it (a `str`
+    keeps a trailing slash that `Path` would drop, so that `cert.pdf/` is refused).
 
     `description` None means "derive one" (`<Type>: <file name>`); `tenant_id` None means
     the settings' tenant; `idempotency_key` None means the key derived from the content.
     """
 
-    document: bytes | Path
+    document: bytes | str | Path
     person_code: str
     document_type: str | DocumentType
     description: str | None = None
@@ -163,8 +165,8 @@ def validate_request(request: EnqueueRequest, settings: Settings) -> ValidatedDo
         content = request.document
         given_name = request.file_name or DEFAULT_FILE_NAME
     else:
-        content = read_document(Path(request.document), settings.max_file_bytes)
-        given_name = request.file_name or Path(request.document).name
+        content = read_document(request.document, settings.max_file_bytes)
+        given_name = request.file_name or os.path.basename(os.fspath(request.document))
     name = sanitise_file_name(given_name)
     description = validate_description(
         request.description

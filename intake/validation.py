@@ -21,14 +21,16 @@ original is kept for the record.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import PurePosixPath, PureWindowsPath
 
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError, PdfReadError
@@ -147,23 +149,67 @@ class FileName:
         return self.file_name != self.original_file_name
 
 
-def read_document(path: Path, max_bytes: int) -> bytes:
-    """The file's bytes, refusing an oversized file before reading it into memory."""
+def read_document(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """The file's bytes, refusing anything but a regular file within the size limit.
+
+    The path is taken as given: `cert.pdf/` names a directory even though `pathlib` would
+    drop the slash. The file is opened once and judged by its descriptor, so a file
+    swapped between the check and the read is not read, and a FIFO never blocks.
+    """
+    raw = os.fspath(path)
+    shown = _shown_path(raw)
+    if raw.endswith(("/", os.sep)):
+        raise InvalidPdf("file", f"{shown} names a directory (it ends in '/'), not a PDF file")
+    if "\x00" in raw:
+        raise InvalidPdf("file", f"{shown} is not a usable path: it contains a NUL character")
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise InvalidPdf("file", f"{path} is not a regular file")
-        if size > max_bytes:
-            raise _too_large(size, max_bytes)
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise InvalidPdf("file", f"{path} does not exist") from None
-    except PermissionError:
-        raise InvalidPdf("file", f"{path} cannot be read (permission denied)") from None
-    except IsADirectoryError:
-        raise InvalidPdf("file", f"{path} is a directory, not a PDF file") from None
-    return data
+        descriptor = os.open(raw, _OPEN_FLAGS)
+    except OSError as exc:
+        raise _unreadable(shown, exc) from None
+    try:
+        info = os.fstat(descriptor)
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidPdf("file", f"{shown} is not a regular file: it is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidPdf("file", f"{shown} is not a regular file")
+        if info.st_size > max_bytes:
+            raise _too_large(info.st_size, max_bytes)
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            return handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise _unreadable(shown, exc) from None
+    finally:
+        os.close(descriptor)
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+_ERRNO_WORDING = {
+    errno.ENOENT: "does not exist",
+    errno.EACCES: "cannot be read (permission denied)",
+    errno.EPERM: "cannot be read (permission denied)",
+    errno.EISDIR: "is a directory, not a PDF file",
+    errno.ENAMETOOLONG: "cannot be opened: the name is too long",
+    errno.ELOOP: "cannot be opened: too many levels of symbolic links (a symlink loop)",
+    errno.ENOTDIR: "cannot be opened: a part of the path is a file, not a directory",
+}
+_SHOWN_PATH_LENGTH = 160
+
+
+def _unreadable(shown: str, exc: OSError) -> InvalidPdf:
+    """A refusal that names the path and, in words, what the file system said."""
+    wording = _ERRNO_WORDING.get(exc.errno or 0)
+    if wording is None:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        wording = f"cannot be read: {reason}"
+    return InvalidPdf("file", f"{shown} {wording}")
+
+
+def _shown_path(raw: str) -> str:
+    """The path for a message: a very long one keeps its start and its end."""
+    if len(raw) <= _SHOWN_PATH_LENGTH:
+        return raw
+    half = _SHOWN_PATH_LENGTH // 2
+    return f"{raw[:half]}...{raw[-half:]} ({len(raw)} characters)"
 
 
 def _too_large(size: int, max_bytes: int) -> FileTooLarge:

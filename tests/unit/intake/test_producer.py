@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import date
 from pathlib import Path
@@ -21,10 +22,10 @@ from models import JobEvent, JobState, Priority, UploadJob
 from tests.fake_publisher import FakePublisher
 from tests.pdf_samples import make_encrypted_pdf, make_pdf
 from tests.plugins.producer_fixtures import TENANT, Producer
-from tests.unit.intake.test_validation import png_bytes
+from tests.unit.intake.test_validation import HOSTILE_PATHS, png_bytes
 
 
-def request(document: bytes | Path, **overrides: object) -> EnqueueRequest:
+def request(document: bytes | str | Path, **overrides: object) -> EnqueueRequest:
     values: dict[str, object] = {
         "document": document,
         "person_code": "P123",
@@ -286,3 +287,12 @@ def test_derived_key_is_stable() -> None:
     assert key != derived_idempotency_key("1", "P", DocumentType.CERTIFICATE, "a" * 64)
     assert key.startswith("derived:")
     assert len(key) <= 255
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_PATHS))
+def test_hostile_paths_store_nothing(producer: Producer, tmp_path: Path, case: str) -> None:
+    make, message = HOSTILE_PATHS[case]
+    with pytest.raises(EnqueueRejected, match=re.escape(message)):
+        producer.enqueue(request(make(tmp_path)))
+    assert producer.stored_files() == []
+    assert producer.job_count() == 0

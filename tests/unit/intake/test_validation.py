@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import re
 import struct
 import zlib
 from datetime import date, datetime
@@ -125,8 +127,74 @@ def test_read_document_refuses_big_files_before_reading(tmp_path: Path) -> None:
         read_document(big, 100)
     with pytest.raises(InvalidPdf, match="does not exist"):
         read_document(tmp_path / "missing.pdf", 100)
-    with pytest.raises(InvalidPdf, match="not a regular file"):
+    with pytest.raises(InvalidPdf, match="not a regular file: it is a directory"):
         read_document(tmp_path, 100)
+
+
+def _too_long_name(tmp_path: Path) -> str:
+    return str(tmp_path / ("n" * 300 + ".pdf"))
+
+
+def _symlink_loop(tmp_path: Path) -> str:
+    (tmp_path / "loop-a.pdf").symlink_to(tmp_path / "loop-b.pdf")
+    (tmp_path / "loop-b.pdf").symlink_to(tmp_path / "loop-a.pdf")
+    return str(tmp_path / "loop-a.pdf")
+
+
+def _through_a_file(tmp_path: Path) -> str:
+    make_pdf(tmp_path / "valid.pdf", text="a file, not a folder")
+    return str(tmp_path / "valid.pdf" / "inner.pdf")
+
+
+def _trailing_slash(tmp_path: Path) -> str:
+    make_pdf(tmp_path / "valid.pdf", text="a file named as a folder")
+    return str(tmp_path / "valid.pdf") + "/"
+
+
+def _nul_byte(tmp_path: Path) -> str:
+    return str(tmp_path / "bad\x00name.pdf")
+
+
+def _fifo(tmp_path: Path) -> str:
+    fifo = tmp_path / "pipe.pdf"
+    os.mkfifo(fifo)
+    return str(fifo)
+
+
+HOSTILE_PATHS = {
+    "name-too-long": (_too_long_name, "the name is too long"),
+    "symlink-loop": (_symlink_loop, "symlink loop"),
+    "through-a-file": (_through_a_file, "a part of the path is a file, not a directory"),
+    "trailing-slash": (_trailing_slash, "names a directory (it ends in '/')"),
+    "nul-byte": (_nul_byte, "contains a NUL character"),
+    "fifo": (_fifo, "is not a regular file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_PATHS))
+def test_hostile_paths_are_refused_with_a_line_naming_path_and_problem(
+    tmp_path: Path, case: str
+) -> None:
+    make, message = HOSTILE_PATHS[case]
+    path = make(tmp_path)
+    with pytest.raises(InvalidPdf, match=re.escape(message)) as info:
+        read_document(path, LIMIT)
+    assert info.value.field == "file"
+    assert str(tmp_path) in info.value.message or "..." in info.value.message
+    assert "\n" not in info.value.message
+
+
+def test_a_very_long_path_is_shortened_in_the_message(tmp_path: Path) -> None:
+    with pytest.raises(InvalidPdf) as info:
+        read_document(_too_long_name(tmp_path), LIMIT)
+    assert len(info.value.message) < 300
+    assert info.value.message.startswith(str(tmp_path)[:40])
+
+
+def test_read_document_takes_str_and_path_alike(tmp_path: Path) -> None:
+    data = make_pdf(tmp_path / "ok.pdf", text="either")
+    assert read_document(tmp_path / "ok.pdf", LIMIT) == data
+    assert read_document(str(tmp_path / "ok.pdf"), LIMIT) == data
 
 
 @pytest.mark.parametrize(
