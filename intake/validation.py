@@ -31,9 +31,10 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
 
-from pypdf import PdfReader
-from pypdf.errors import FileNotDecryptedError, PdfReadError
+from pypdf import PdfReader, apply_configuration
+from pypdf.errors import FileNotDecryptedError, LimitReachedError
 
 from api_client import DocumentType
 from models.errors import Decision, YfdocsError
@@ -73,6 +74,10 @@ MAX_CALLER_KEY_LENGTH = 200
 PDF_MAGIC = b"%PDF-"
 EOF_MARKER = b"%%EOF"
 EOF_SEARCH_WINDOW = 1024
+# A stream may inflate to this many times the largest file accepted (object streams of
+# text compress about 5:1), and never less than this many bytes.
+INFLATE_FACTOR = 8
+MIN_INFLATED_BYTES = 1 << 20
 
 _PERSON_CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _TENANT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
@@ -234,6 +239,43 @@ def check_pdf(data: bytes, max_bytes: int) -> PdfFacts:
         raise InvalidPdf("file", f"not a PDF: the content does not start with {PDF_MAGIC!r}")
     if EOF_MARKER not in data[-EOF_SEARCH_WINDOW:]:
         raise InvalidPdf("file", "the PDF is truncated: no %%EOF marker at its end")
+    with apply_configuration(**_parse_limits(max_bytes)):
+        pages = _parsed_page_count(data)
+    if pages == 0:
+        raise InvalidPdf("file", "the PDF has no pages")
+    return PdfFacts(size_bytes=size, sha256=hashlib.sha256(data).hexdigest(), pages=pages)
+
+
+def _parse_limits(max_bytes: int) -> dict[str, Any]:
+    """pypdf's limits, scaled to the largest file accepted: memory and work stay bounded.
+
+    pypdf's defaults let one stream inflate to 75 MB and a file do 300 MB of decoding work;
+    a certificate of at most `max_bytes` needs a fraction of that. No external decoder is
+    ever run on a caller's bytes.
+    """
+    inflated = max(INFLATE_FACTOR * max_bytes, MIN_INFLATED_BYTES)
+    return {
+        "maximum_declared_stream_length": max_bytes,
+        "array_based_stream_maximum_output_length": inflated,
+        "zlib_maximum_output_length": inflated,
+        "lzw_maximum_output_length": inflated,
+        "run_length_maximum_output_length": inflated,
+        "brotli_maximum_output_length": inflated,
+        "jbig2_maximum_output_length": inflated,
+        "image_maximum_buffer_size": inflated,
+        "stream_decoding_work_maximum_length": 2 * inflated,
+        "xfa_decoding_work_maximum_length": 2 * inflated,
+        "jbig2dec_binary": None,
+    }
+
+
+def _parsed_page_count(data: bytes) -> int:
+    """Parse the structure (under the limits the caller set) and count the pages.
+
+    pypdf meeting hostile bytes raises far more than `PdfReadError` (KeyError, TypeError,
+    OverflowError, zlib.error, ...): whatever it raises, the file cannot be read, and
+    that is a refusal, never a traceback.
+    """
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
@@ -245,13 +287,16 @@ def check_pdf(data: bytes, max_bytes: int) -> PdfFacts:
         raise
     except FileNotDecryptedError:
         raise InvalidPdf("file", "the PDF is encrypted (password protected)") from None
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise InvalidPdf("file", f"the PDF is damaged and cannot be read: {exc}") from None
+    except LimitReachedError as exc:
+        raise InvalidPdf(
+            "file", f"the PDF is refused: reading it goes past a safety limit ({exc})"
+        ) from None
     except RecursionError:
         raise InvalidPdf("file", "the PDF is damaged: its object tree loops") from None
-    if pages == 0:
-        raise InvalidPdf("file", "the PDF has no pages")
-    return PdfFacts(size_bytes=size, sha256=hashlib.sha256(data).hexdigest(), pages=pages)
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+        raise InvalidPdf("file", f"the PDF is damaged and cannot be read: {reason}") from None
+    return pages
 
 
 def sanitise_file_name(name: str) -> FileName:

@@ -6,6 +6,7 @@ import io
 import os
 import re
 import struct
+import tracemalloc
 import zlib
 from datetime import date, datetime
 from pathlib import Path
@@ -36,7 +37,14 @@ from intake.validation import (
     validate_tenant_id,
     validate_valid_from,
 )
-from tests.pdf_samples import make_encrypted_pdf, make_pdf
+from tests.pdf_samples import (
+    A_PAGE,
+    build_pdf,
+    make_encrypted_pdf,
+    make_huge_xref_pdf,
+    make_object_stream_bomb,
+    make_pdf,
+)
 
 LIMIT = 4_000_000
 
@@ -316,3 +324,45 @@ def test_caller_keys() -> None:
         validate_caller_key("k" * 201)
     with pytest.raises(EnqueueRejected, match="control"):
         validate_caller_key("a\tb")
+
+
+def test_a_billion_entry_xref_table_is_refused_in_one_line() -> None:
+    with pytest.raises(InvalidPdf, match="safety limit") as info:
+        check_pdf(make_huge_xref_pdf(), LIMIT)
+    assert "999999999" in info.value.message
+
+
+def test_an_object_stream_bomb_is_refused_within_bounded_memory() -> None:
+    """300 MB of inflated object stream in a 0.3 MB file: refused, holding a few MB."""
+    bomb = make_object_stream_bomb(300_000_000)
+    assert len(bomb) < 1_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidPdf, match="safety limit"):
+            check_pdf(bomb, 1_000_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40_000_000, f"parsing held {peak:,} bytes"
+
+
+def test_a_pdf_in_object_streams_is_still_accepted() -> None:
+    """The limits refuse bombs, not the ordinary PDF 1.5 layout."""
+    data = build_pdf(A_PAGE, compressed=[1, 2, 3])
+    assert check_pdf(data, LIMIT).pages == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OverflowError("int too large"), zlib.error("bad data"), struct.error("unpack"), KeyError()],
+    ids=["overflow", "zlib", "struct", "bare-keyerror"],
+)
+def test_whatever_the_parser_raises_is_a_refusal(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def reader(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr("intake.validation.PdfReader", reader)
+    with pytest.raises(InvalidPdf, match=r"damaged and cannot be read: .+"):
+        check_pdf(make_pdf(text="fine"), LIMIT)
