@@ -73,7 +73,6 @@ MAX_ORIGINAL_FILE_NAME_LENGTH = 1024
 MAX_CALLER_KEY_LENGTH = 200
 PDF_MAGIC = b"%PDF-"
 EOF_MARKER = b"%%EOF"
-EOF_SEARCH_WINDOW = 1024
 # A stream may inflate to this many times the largest file accepted (object streams of
 # text compress about 5:1), and never less than this many bytes.
 INFLATE_FACTOR = 8
@@ -81,7 +80,8 @@ MIN_INFLATED_BYTES = 1 << 20
 
 _PERSON_CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _TENANT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_REVISION_PART = re.compile(rb"\d+\s+\d+\s+obj\b|\b(?:xref|trailer|startxref)\b")
 _FILE_NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9 _\-.,$()]")
 _RUNS_OF_UNDERSCORES = re.compile(r"_{2,}")
 
@@ -226,9 +226,9 @@ def _too_large(size: int, max_bytes: int) -> FileTooLarge:
 def check_pdf(data: bytes, max_bytes: int) -> PdfFacts:
     """Accept only a whole, unencrypted PDF with a page, judged by content, never by name.
 
-    The magic bytes keep out images and text renamed `.pdf`; the `%%EOF` marker at the end
-    and a parse with pypdf keep out truncated and damaged files, which the API would only
-    refuse hours later.
+    The magic bytes keep out images and text renamed `.pdf`; the `%%EOF` marker and a parse
+    with pypdf keep out truncated and damaged files, which the API would only refuse hours
+    later.
     """
     size = len(data)
     if size == 0:
@@ -237,13 +237,28 @@ def check_pdf(data: bytes, max_bytes: int) -> PdfFacts:
         raise _too_large(size, max_bytes)
     if not data.startswith(PDF_MAGIC):
         raise InvalidPdf("file", f"not a PDF: the content does not start with {PDF_MAGIC!r}")
-    if EOF_MARKER not in data[-EOF_SEARCH_WINDOW:]:
-        raise InvalidPdf("file", "the PDF is truncated: no %%EOF marker at its end")
+    _check_complete(data)
     with apply_configuration(**_parse_limits(max_bytes)):
         pages = _parsed_page_count(data)
     if pages == 0:
         raise InvalidPdf("file", "the PDF has no pages")
     return PdfFacts(size_bytes=size, sha256=hashlib.sha256(data).hexdigest(), pages=pages)
+
+
+def _check_complete(data: bytes) -> None:
+    """Refuse a file cut short: no `%%EOF`, or PDF structure after the last one.
+
+    Readers take the last `%%EOF` wherever it is and ignore what follows (a signature's
+    padding, a mail gateway's footer), so bytes after it are allowed, however many; but
+    objects, an xref or a trailer after it are the start of a revision that was cut off.
+    """
+    last = data.rfind(EOF_MARKER)
+    if last < 0:
+        raise InvalidPdf("file", "the PDF is truncated: no %%EOF marker")
+    if _REVISION_PART.search(data, last + len(EOF_MARKER)):
+        raise InvalidPdf(
+            "file", "the PDF is truncated: its last revision ends without an %%EOF marker"
+        )
 
 
 def _parse_limits(max_bytes: int) -> dict[str, Any]:
@@ -350,6 +365,11 @@ def validate_valid_from(value: str | date | None) -> date | None:
     text = value.strip() if isinstance(value, str) else value
     if text == "":
         return None
+    if isinstance(text, str) and any(c.isdigit() and not c.isascii() for c in text):
+        raise InvalidValidFrom(
+            "valid_from",
+            f"invalid validFrom {value!r}: write the date in ASCII digits, as YYYY-MM-DD",
+        )
     if not isinstance(text, str) or not _DATE.fullmatch(text):
         raise InvalidValidFrom(
             "valid_from", f"invalid validFrom {value!r}: expected a date as YYYY-MM-DD"

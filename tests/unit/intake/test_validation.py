@@ -366,3 +366,35 @@ def test_whatever_the_parser_raises_is_a_refusal(
     monkeypatch.setattr("intake.validation.PdfReader", reader)
     with pytest.raises(InvalidPdf, match=r"damaged and cannot be read: .+"):
         check_pdf(make_pdf(text="fine"), LIMIT)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"\x00" * 2048, b"\r\n-- \r\nSent through the LMS mail gateway\r\n" * 100, b"%%EOF\n" * 300],
+    ids=["zero-padding", "mail-footer", "repeated-eof"],
+)
+def test_bytes_after_the_last_eof_are_allowed_as_readers_allow_them(tail: bytes) -> None:
+    data = make_pdf(text="padded") + tail
+    assert len(tail) > 1024
+    assert check_pdf(data, LIMIT).pages == 1
+
+
+def test_a_revision_cut_off_after_an_earlier_eof_is_truncated() -> None:
+    """An incremental update whose own %%EOF never arrived: only its first part is there."""
+    data = make_pdf(text="first revision") + b"4 0 obj\n<< /Type /Annot /Subtype /Text"
+    with pytest.raises(InvalidPdf, match="truncated: its last revision ends without"):
+        check_pdf(data, LIMIT)
+
+
+FULL_WIDTH = "".join(chr(0xFF10 + int(c)) if c.isdigit() else c for c in "2024-01-01")
+ARABIC_INDIC = "".join(chr(0x0660 + int(c)) if c.isdigit() else c for c in "2024-01-01")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [FULL_WIDTH, ARABIC_INDIC, "2024-0" + chr(0xFF11) + "-01"],
+    ids=["full-width", "arabic-indic", "one-full-width-digit"],
+)
+def test_dates_in_other_digits_are_refused_as_such(text: str) -> None:
+    with pytest.raises(InvalidValidFrom, match="in ASCII digits, as YYYY-MM-DD"):
+        validate_valid_from(text)
