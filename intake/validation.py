@@ -5,7 +5,7 @@ one line and exit 2, the intake can answer 422, and nothing half-done is left be
 
     EnqueueRejected               (field, message; input refused, nothing stored)
     ├── ValidationError           (a value that breaks a rule)
-    │   ├── InvalidPdf            (not a PDF, truncated, encrypted, empty, no pages)
+    │   ├── InvalidPdf            (not a PDF, truncated, needs a password, empty, no pages)
     │   ├── FileTooLarge          (over YFDOCS_MAX_FILE_BYTES)
     │   ├── InvalidDocumentType   (not one of the seven)
     │   ├── InvalidPersonCode     (would not be a safe URL path segment)
@@ -33,7 +33,7 @@ from datetime import date, datetime
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
-from pypdf import PdfReader, apply_configuration
+from pypdf import PasswordType, PdfReader, apply_configuration
 from pypdf.errors import FileNotDecryptedError, LimitReachedError
 
 from api_client import DocumentType
@@ -102,7 +102,7 @@ class ValidationError(EnqueueRejected):
 
 
 class InvalidPdf(ValidationError):
-    """The bytes are not a complete, readable, unencrypted PDF with at least one page."""
+    """The bytes are not a complete, readable PDF with a page that opens without a password."""
 
 
 class FileTooLarge(ValidationError):
@@ -224,7 +224,7 @@ def _too_large(size: int, max_bytes: int) -> FileTooLarge:
 
 
 def check_pdf(data: bytes, max_bytes: int) -> PdfFacts:
-    """Accept only a whole, unencrypted PDF with a page, judged by content, never by name.
+    """Accept only a whole PDF with a page that opens without a password, judged by content.
 
     The magic bytes keep out images and text renamed `.pdf`; the `%%EOF` marker and a parse
     with pypdf keep out truncated and damaged files, which the API would only refuse hours
@@ -284,8 +284,16 @@ def _parse_limits(max_bytes: int) -> dict[str, Any]:
     }
 
 
+def _needs_a_password() -> InvalidPdf:
+    return InvalidPdf("file", "the PDF is encrypted: it cannot be opened without a password")
+
+
 def _parsed_page_count(data: bytes) -> int:
     """Parse the structure (under the limits the caller set) and count the pages.
+
+    A PDF locked with an owner password only (against printing or editing, as many
+    certificates are) opens with the empty user password, as every viewer opens it: it is
+    accepted and sent as it is. Only a PDF that needs a password to open is refused.
 
     pypdf meeting hostile bytes raises far more than `PdfReadError` (KeyError, TypeError,
     OverflowError, zlib.error, ...): whatever it raises, the file cannot be read, and
@@ -293,15 +301,15 @@ def _parsed_page_count(data: bytes) -> int:
     """
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            raise InvalidPdf("file", "the PDF is encrypted (password protected)")
+        if reader.is_encrypted and reader.decrypt("") is PasswordType.NOT_DECRYPTED:
+            raise _needs_a_password()
         pages = len(reader.pages)
         if pages > 0:
             reader.pages[0].mediabox  # noqa: B018  (parses the first page object)
     except InvalidPdf:
         raise
     except FileNotDecryptedError:
-        raise InvalidPdf("file", "the PDF is encrypted (password protected)") from None
+        raise _needs_a_password() from None
     except LimitReachedError as exc:
         raise InvalidPdf(
             "file", f"the PDF is refused: reading it goes past a safety limit ({exc})"

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pypdf import PdfWriter
+from pypdf.constants import UserAccessPermissions
 from pypdf.generic import NameObject, TextStringObject
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "make_encrypted_pdf",
     "make_huge_xref_pdf",
     "make_object_stream_bomb",
+    "make_owner_locked_pdf",
     "make_pdf",
 ]
 
@@ -71,17 +73,40 @@ def make_pdf(
     return data
 
 
-def make_encrypted_pdf(path: Path | str | None = None, *, user_password: str = "secret") -> bytes:
-    """A PDF protected with a password (RC4, no extra crypto library needed)."""
+def make_encrypted_pdf(
+    path: Path | str | None = None,
+    *,
+    user_password: str = "secret",
+    algorithm: str = "RC4-128",
+    permissions: UserAccessPermissions | None = None,
+) -> bytes:
+    """A PDF protected with a password (RC4 by default: no extra crypto library needed).
+
+    An empty `user_password` is a PDF locked with the owner password only: it opens
+    without a password, and `permissions` says what a viewer should not allow.
+    """
     writer = PdfWriter()
     writer.add_blank_page(width=595, height=842)
-    writer.encrypt(user_password=user_password, owner_password="owner", algorithm="RC4-128")
+    writer.encrypt(
+        user_password=user_password,
+        owner_password="owner",
+        algorithm=algorithm,
+        permissions_flag=permissions if permissions is not None else UserAccessPermissions.all(),
+    )
     buffer = io.BytesIO()
     writer.write(buffer)
     data = buffer.getvalue()
     if path is not None:
         Path(path).write_bytes(data)
     return data
+
+
+def make_owner_locked_pdf(path: Path | str | None = None, *, algorithm: str = "RC4-128") -> bytes:
+    """A certificate as many LMSs issue it: opens without a password, printing and
+    changing it are locked by the owner password."""
+    return make_encrypted_pdf(
+        path, user_password="", algorithm=algorithm, permissions=UserAccessPermissions(0)
+    )
 
 
 def build_pdf(

@@ -20,7 +20,7 @@ from intake.producer import (
 from intake.validation import EnqueueRejected
 from models import JobEvent, JobState, Priority, UploadJob
 from tests.fake_publisher import FakePublisher
-from tests.pdf_samples import make_encrypted_pdf, make_pdf
+from tests.pdf_samples import make_encrypted_pdf, make_owner_locked_pdf, make_pdf
 from tests.plugins.producer_fixtures import TENANT, Producer
 from tests.unit.intake.test_validation import HOSTILE_PATHS, png_bytes
 
@@ -296,3 +296,9 @@ def test_hostile_paths_store_nothing(producer: Producer, tmp_path: Path, case: s
         producer.enqueue(request(make(tmp_path)))
     assert producer.stored_files() == []
     assert producer.job_count() == 0
+
+
+def test_an_owner_locked_pdf_is_stored_as_it_is(producer: Producer) -> None:
+    data = make_owner_locked_pdf(algorithm="AES-256")
+    job = producer.enqueue(request(data)).job
+    assert producer.store.path(job.storage_key).read_bytes() == data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -43,6 +44,7 @@ from tests.pdf_samples import (
     make_encrypted_pdf,
     make_huge_xref_pdf,
     make_object_stream_bomb,
+    make_owner_locked_pdf,
     make_pdf,
 )
 
@@ -113,10 +115,19 @@ def test_pdf_without_pages_is_refused() -> None:
         check_pdf(buffer.getvalue(), LIMIT)
 
 
-@pytest.mark.parametrize("password", ["secret", ""])
-def test_encrypted_pdf_is_refused(password: str) -> None:
-    with pytest.raises(InvalidPdf, match="encrypted"):
-        check_pdf(make_encrypted_pdf(user_password=password), LIMIT)
+@pytest.mark.parametrize("algorithm", ["RC4-128", "AES-256"])
+def test_a_pdf_that_needs_a_password_to_open_is_refused(algorithm: str) -> None:
+    with pytest.raises(InvalidPdf, match="encrypted: it cannot be opened without a password"):
+        check_pdf(make_encrypted_pdf(user_password="secret", algorithm=algorithm), LIMIT)
+
+
+@pytest.mark.parametrize("algorithm", ["RC4-40", "RC4-128", "AES-128", "AES-256"])
+def test_a_pdf_locked_by_its_owner_password_only_is_accepted(algorithm: str) -> None:
+    """It opens without a password, as in any viewer; the upload sends it as it is."""
+    data = make_owner_locked_pdf(algorithm=algorithm)
+    facts = check_pdf(data, LIMIT)
+    assert facts.pages == 1
+    assert facts.sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_exactly_the_limit_is_accepted_and_one_byte_more_refused() -> None:
