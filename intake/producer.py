@@ -173,7 +173,11 @@ def validate_request(request: EnqueueRequest, settings: Settings) -> ValidatedDo
         if request.description is not None
         else default_description(document_type, name.file_name)
     )
-    facts = check_pdf(content, settings.max_file_bytes)
+    facts = check_pdf(
+        content,
+        settings.max_file_bytes,
+        refuse_active_content=settings.pdf_active_content == "refuse",
+    )
     key = (
         _caller_key(tenant_id, caller_key)
         if caller_key is not None

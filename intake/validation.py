@@ -5,7 +5,8 @@ one line and exit 2, the intake can answer 422, and nothing half-done is left be
 
     EnqueueRejected               (field, message; input refused, nothing stored)
     ├── ValidationError           (a value that breaks a rule)
-    │   ├── InvalidPdf            (not a PDF, truncated, needs a password, empty, no pages)
+    │   ├── InvalidPdf            (not a PDF, truncated, needs a password, empty, no pages,
+    │   │                          active content)
     │   ├── FileTooLarge          (over YFDOCS_MAX_FILE_BYTES)
     │   ├── InvalidDocumentType   (not one of the seven)
     │   ├── InvalidPersonCode     (would not be a safe URL path segment)
@@ -35,6 +36,7 @@ from typing import Any
 
 from pypdf import PasswordType, PdfReader, apply_configuration
 from pypdf.errors import FileNotDecryptedError, LimitReachedError
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
 from api_client import DocumentType
 from models.errors import Decision, YfdocsError
@@ -43,6 +45,7 @@ __all__ = [
     "MAX_CALLER_KEY_LENGTH",
     "MAX_DESCRIPTION_LENGTH",
     "MAX_FILE_NAME_LENGTH",
+    "MAX_INSPECTED_CONTAINERS",
     "EnqueueRejected",
     "FileName",
     "FileTooLarge",
@@ -55,6 +58,7 @@ __all__ = [
     "InvalidValidFrom",
     "PdfFacts",
     "ValidationError",
+    "active_content",
     "check_pdf",
     "default_description",
     "read_document",
@@ -77,6 +81,8 @@ EOF_MARKER = b"%%EOF"
 # text compress about 5:1), and never less than this many bytes.
 INFLATE_FACTOR = 8
 MIN_INFLATED_BYTES = 1 << 20
+# A certificate has a few hundred; a file with more is not walked to the end.
+MAX_INSPECTED_CONTAINERS = 100_000
 
 _PERSON_CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _TENANT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
@@ -223,12 +229,13 @@ def _too_large(size: int, max_bytes: int) -> FileTooLarge:
     )
 
 
-def check_pdf(data: bytes, max_bytes: int) -> PdfFacts:
+def check_pdf(data: bytes, max_bytes: int, *, refuse_active_content: bool = True) -> PdfFacts:
     """Accept only a whole PDF with a page that opens without a password, judged by content.
 
     The magic bytes keep out images and text renamed `.pdf`; the `%%EOF` marker and a parse
     with pypdf keep out truncated and damaged files, which the API would only refuse hours
-    later.
+    later. With `refuse_active_content` (YFDOCS_PDF_ACTIVE_CONTENT=refuse, the default) a
+    PDF that can act when opened is refused too (`active_content`).
     """
     size = len(data)
     if size == 0:
@@ -239,7 +246,7 @@ def check_pdf(data: bytes, max_bytes: int) -> PdfFacts:
         raise InvalidPdf("file", f"not a PDF: the content does not start with {PDF_MAGIC!r}")
     _check_complete(data)
     with apply_configuration(**_parse_limits(max_bytes)):
-        pages = _parsed_page_count(data)
+        pages = _read_structure(data, refuse_active_content=refuse_active_content)
     if pages == 0:
         raise InvalidPdf("file", "the PDF has no pages")
     return PdfFacts(size_bytes=size, sha256=hashlib.sha256(data).hexdigest(), pages=pages)
@@ -288,8 +295,9 @@ def _needs_a_password() -> InvalidPdf:
     return InvalidPdf("file", "the PDF is encrypted: it cannot be opened without a password")
 
 
-def _parsed_page_count(data: bytes) -> int:
-    """Parse the structure (under the limits the caller set) and count the pages.
+def _read_structure(data: bytes, *, refuse_active_content: bool) -> int:
+    """Parse the structure (under the limits the caller set), look for active content and
+    count the pages.
 
     A PDF locked with an owner password only (against printing or editing, as many
     certificates are) opens with the empty user password, as every viewer opens it: it is
@@ -306,6 +314,13 @@ def _parsed_page_count(data: bytes) -> int:
         pages = len(reader.pages)
         if pages > 0:
             reader.pages[0].mediabox  # noqa: B018  (parses the first page object)
+        found = active_content(reader) if refuse_active_content else []
+        if found:
+            raise InvalidPdf(
+                "file",
+                f"the PDF contains active content ({', '.join(found)}), which a personnel "
+                "file does not accept (YFDOCS_PDF_ACTIVE_CONTENT=refuse)",
+            )
     except InvalidPdf:
         raise
     except FileNotDecryptedError:
@@ -320,6 +335,69 @@ def _parsed_page_count(data: bytes) -> int:
         reason = str(exc) or type(exc).__name__
         raise InvalidPdf("file", f"the PDF is damaged and cannot be read: {reason}") from None
     return pages
+
+
+def active_content(reader: PdfReader) -> list[str]:
+    """What in the document can act by itself when it is opened, in the order found.
+
+    JavaScript (an action or a `/JS` anywhere: open actions, page and field actions,
+    links, the document's names tree), a Launch action (starts a program), an embedded
+    file or a file attachment annotation (any file, an executable included), an XFA form
+    (it carries its own scripts). Every object reachable from the catalog is visited once,
+    whatever the layout (object streams, hex-escaped names), so no byte trick hides one;
+    more than `MAX_INSPECTED_CONTAINERS` dictionaries and arrays is refused rather than
+    walked without end.
+    """
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    pending: list[Any] = [dict.get(reader.trailer, "/Root")]
+    inspected = 0
+    while pending:
+        node = pending.pop()
+        if isinstance(node, IndirectObject):
+            if (node.idnum, node.generation) in seen:
+                continue
+            seen.add((node.idnum, node.generation))
+            node = node.get_object()
+        if isinstance(node, DictionaryObject):
+            found.extend(kind for kind in _active_kinds(node) if kind not in found)
+            children: list[Any] = list(dict.values(node))
+        elif isinstance(node, ArrayObject):
+            children = list.copy(node)
+        else:
+            continue
+        inspected += 1
+        if inspected > MAX_INSPECTED_CONTAINERS:
+            raise InvalidPdf(
+                "file",
+                f"the PDF has more than {MAX_INSPECTED_CONTAINERS:,} dictionaries and arrays "
+                "to inspect for active content",
+            )
+        pending.extend(child for child in children if isinstance(child, _CONTAINERS))
+    return found
+
+
+_CONTAINERS = (DictionaryObject, ArrayObject, IndirectObject)
+
+
+def _active_kinds(node: DictionaryObject) -> list[str]:
+    def named(key: str) -> Any:
+        value = dict.get(node, key)
+        return value.get_object() if isinstance(value, IndirectObject) else value
+
+    action = named("/S")
+    kinds = []
+    if "/JS" in node or "/JavaScript" in node or action == "/JavaScript":
+        kinds.append("JavaScript")
+    if action == "/Launch":
+        kinds.append("a Launch action")
+    if "/EF" in node or "/EmbeddedFiles" in node or named("/Type") == "/EmbeddedFile":
+        kinds.append("an embedded file")
+    if named("/Subtype") == "/FileAttachment":
+        kinds.append("a file attachment annotation")
+    if "/XFA" in node:
+        kinds.append("an XFA form")
+    return kinds
 
 
 def sanitise_file_name(name: str) -> FileName:

@@ -10,12 +10,21 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pypdf import PdfWriter
+from pypdf.actions import JavaScript, PageTrigger
 from pypdf.constants import UserAccessPermissions
-from pypdf.generic import NameObject, TextStringObject
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    FloatObject,
+    NameObject,
+    TextStringObject,
+)
 
 __all__ = [
+    "ACTIVE_CONTENT",
     "A_PAGE",
     "build_pdf",
+    "make_active_pdf",
     "make_encrypted_pdf",
     "make_huge_xref_pdf",
     "make_object_stream_bomb",
@@ -196,3 +205,94 @@ def make_huge_xref_pdf() -> bytes:
 def make_object_stream_bomb(inflated_bytes: int = 300_000_000) -> bytes:
     """A PDF whose catalog lies in an object stream that inflates to `inflated_bytes`."""
     return build_pdf(A_PAGE, compressed=[1], inflated_padding=inflated_bytes)
+
+
+def _action(kind: str, **entries: str) -> DictionaryObject:
+    action = DictionaryObject({NameObject("/S"): NameObject(kind)})
+    for key, value in entries.items():
+        action[NameObject(f"/{key}")] = TextStringObject(value)
+    return action
+
+
+def _annotation(subtype: str, **entries: DictionaryObject | TextStringObject) -> DictionaryObject:
+    annotation = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Annot"),
+            NameObject("/Subtype"): NameObject(subtype),
+            NameObject("/Rect"): ArrayObject([FloatObject(v) for v in (72, 72, 144, 144)]),
+        }
+    )
+    for key, value in entries.items():
+        annotation[NameObject(f"/{key}")] = value
+    return annotation
+
+
+def _with_writer(change: str) -> bytes:
+    writer = PdfWriter()
+    page = writer.add_blank_page(width=595, height=842)
+    alert = "app.alert('hello')"
+    if change == "document-javascript":
+        writer.add_open_action(JavaScript(alert))
+    elif change == "open-action-javascript":
+        writer.root_object[NameObject("/OpenAction")] = _action("/JavaScript", JS=alert)
+    elif change == "page-open-javascript":
+        page.add_action(PageTrigger.OPEN, JavaScript(alert))
+    elif change == "link-javascript":
+        writer.add_annotation(0, _annotation("/Link", A=_action("/JavaScript", JS=alert)))
+    elif change == "launch":
+        writer.root_object[NameObject("/OpenAction")] = _action("/Launch", F="cmd.exe")
+    elif change == "embedded-file":
+        writer.add_attachment("setup.exe", b"MZ\x90\x00 not really a program")
+    elif change == "file-attachment":
+        filespec = DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Filespec"),
+                NameObject("/F"): TextStringObject("payload.exe"),
+            }
+        )
+        writer.add_annotation(0, _annotation("/FileAttachment", FS=filespec))
+    elif change == "xfa-form":
+        writer.root_object[NameObject("/AcroForm")] = DictionaryObject(
+            {
+                NameObject("/Fields"): ArrayObject(),
+                NameObject("/XFA"): TextStringObject("<xdp:xdp/>"),
+            }
+        )
+    elif change == "uri-link":
+        link = _action("/URI", URI="https://lms.example/verify/123")
+        writer.add_annotation(0, _annotation("/Link", A=link))
+    else:
+        raise ValueError(f"no such sample: {change}")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+# Each sample of active content, and what the refusal must name.
+ACTIVE_CONTENT: dict[str, str] = {
+    "document-javascript": "JavaScript",
+    "open-action-javascript": "JavaScript",
+    "page-open-javascript": "JavaScript",
+    "link-javascript": "JavaScript",
+    "hidden-javascript": "JavaScript",
+    "launch": "a Launch action",
+    "embedded-file": "an embedded file",
+    "file-attachment": "a file attachment annotation",
+    "xfa-form": "an XFA form",
+}
+
+
+def make_active_pdf(kind: str) -> bytes:
+    """A one-page PDF with one kind of active content (`ACTIVE_CONTENT`), or with a plain
+    web link (`uri-link`), which is not active content.
+
+    `hidden-javascript` puts an open action, its names hex-escaped, inside a compressed
+    object stream: only a reader of the structure finds it, no scan of the bytes.
+    """
+    if kind != "hidden-javascript":
+        return _with_writer(kind)
+    catalog = (
+        b"<< /Type /Catalog /Pages 2 0 R "
+        b"/OpenAction << /S /J#61vaScript /J#53 (app.alert\\('hidden'\\)) >> >>"
+    )
+    return build_pdf({**A_PAGE, 1: catalog}, compressed=[1])

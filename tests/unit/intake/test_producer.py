@@ -20,7 +20,12 @@ from intake.producer import (
 from intake.validation import EnqueueRejected
 from models import JobEvent, JobState, Priority, UploadJob
 from tests.fake_publisher import FakePublisher
-from tests.pdf_samples import make_encrypted_pdf, make_owner_locked_pdf, make_pdf
+from tests.pdf_samples import (
+    make_active_pdf,
+    make_encrypted_pdf,
+    make_owner_locked_pdf,
+    make_pdf,
+)
 from tests.plugins.producer_fixtures import TENANT, Producer
 from tests.unit.intake.test_validation import HOSTILE_PATHS, png_bytes
 
@@ -302,3 +307,15 @@ def test_an_owner_locked_pdf_is_stored_as_it_is(producer: Producer) -> None:
     data = make_owner_locked_pdf(algorithm="AES-256")
     job = producer.enqueue(request(data)).job
     assert producer.store.path(job.storage_key).read_bytes() == data
+
+
+def test_active_content_is_refused_by_default_and_allowed_by_the_setting(
+    producer: Producer,
+) -> None:
+    data = make_active_pdf("open-action-javascript")
+    with pytest.raises(EnqueueRejected, match=r"active content \(JavaScript\)"):
+        producer.enqueue(request(data))
+    assert producer.stored_files() == []
+    assert producer.job_count() == 0
+    producer.settings.pdf_active_content = "allow"
+    assert producer.enqueue(request(data)).created

@@ -40,7 +40,9 @@ from intake.validation import (
 )
 from tests.pdf_samples import (
     A_PAGE,
+    ACTIVE_CONTENT,
     build_pdf,
+    make_active_pdf,
     make_encrypted_pdf,
     make_huge_xref_pdf,
     make_object_stream_bomb,
@@ -409,3 +411,49 @@ ARABIC_INDIC = "".join(chr(0x0660 + int(c)) if c.isdigit() else c for c in "2024
 def test_dates_in_other_digits_are_refused_as_such(text: str) -> None:
     with pytest.raises(InvalidValidFrom, match="in ASCII digits, as YYYY-MM-DD"):
         validate_valid_from(text)
+
+
+@pytest.mark.parametrize("kind", sorted(ACTIVE_CONTENT))
+def test_active_content_is_refused_naming_what_was_found(kind: str) -> None:
+    with pytest.raises(InvalidPdf, match="contains active content") as info:
+        check_pdf(make_active_pdf(kind), LIMIT)
+    assert f"({ACTIVE_CONTENT[kind]})" in info.value.message
+    assert "YFDOCS_PDF_ACTIVE_CONTENT" in info.value.message
+
+
+@pytest.mark.parametrize("kind", sorted(ACTIVE_CONTENT))
+def test_active_content_is_accepted_when_the_policy_allows_it(kind: str) -> None:
+    assert check_pdf(make_active_pdf(kind), LIMIT, refuse_active_content=False).pages == 1
+
+
+def test_a_plain_web_link_is_not_active_content() -> None:
+    """Certificates link to a verification page; following a link is the reader's choice."""
+    assert check_pdf(make_active_pdf("uri-link"), LIMIT).pages == 1
+
+
+def test_javascript_hidden_in_an_object_stream_is_found() -> None:
+    data = make_active_pdf("hidden-javascript")
+    assert b"JavaScript" not in data  # compressed, and the names hex-escaped
+    with pytest.raises(InvalidPdf, match=r"\(JavaScript\)"):
+        check_pdf(data, LIMIT)
+
+
+def test_everything_found_is_named_once() -> None:
+    catalog = (
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction << /S /Launch /F (a.exe) "
+        b"/Next << /S /JavaScript /JS (x) >> >> /AA << /WC << /S /JavaScript /JS (y) >> >> >>"
+    )
+    with pytest.raises(InvalidPdf, match="active content") as info:
+        check_pdf(build_pdf({**A_PAGE, 1: catalog}), LIMIT)
+    named = info.value.message.split("(", 1)[1].split(")", 1)[0]
+    assert sorted(named.split(", ")) == ["JavaScript", "a Launch action"]
+
+
+def test_a_structure_too_large_to_inspect_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("intake.validation.MAX_INSPECTED_CONTAINERS", 50)
+    nested = b"[" + b"[[] []] " * 60 + b"]"
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /Extra 4 0 R >>"
+    data = build_pdf({**A_PAGE, 1: catalog, 4: nested})
+    with pytest.raises(InvalidPdf, match="more than 50 dictionaries and arrays to inspect"):
+        check_pdf(data, LIMIT)
+    assert check_pdf(data, LIMIT, refuse_active_content=False).pages == 1
