@@ -4,8 +4,10 @@ Every producer (the CLI, the library, backfill, the HTTP intake, the demo) calls
 `enqueue_document`, so every job obeys the same rules:
 
 - nothing is stored or inserted for input that is refused (`EnqueueRejected`);
-- the same document enqueued twice is one job, even when two producers race: the
-  idempotency key is unique in the database, and the loser of the race reads the winner;
+- the same document enqueued twice is one job, even when two producers race, and whatever
+  key each gave: identical content (tenant, personCode, type, SHA-256) answers the job
+  already there, and its history records the repeat; a key is unique in the database,
+  and a key reused for other content is an `IdempotencyConflict`;
 - the message is published only after the commit (the outbox rule). If the broker is
   down the job stays `queued` with `published_at` NULL and the sweeper publishes it later;
   the producer still answers "accepted".
@@ -226,6 +228,12 @@ def _existing(engine: Engine, document: ValidatedDocument) -> UploadJob | None:
     return job
 
 
+def _key_words(document: ValidatedDocument) -> str:
+    if document.caller_key is None:
+        return "without a key"
+    return f"with key {document.caller_key}"
+
+
 def enqueue_document(
     request: EnqueueRequest,
     *,
@@ -264,13 +272,22 @@ def enqueue_document(
         updated_at=now,
     )
     try:
-        job_table.insert_job(engine, job, reason=f"enqueued by {document.source}", now=now)
+        same_content = job_table.insert_job_unless_same_content(
+            engine,
+            job,
+            reason=f"enqueued by {document.source}",
+            now=now,
+            again=f"enqueued again by {document.source} {_key_words(document)}: same document",
+        )
     except IntegrityError:
-        # Another producer inserted the same key between our look-up and our insert.
+        # Another producer inserted this key, for other content, between our look-up and
+        # our insert: the look-up again finds the conflict.
         winner = _existing(engine, document)
         if winner is None:
             raise
         return EnqueueResult(job=winner, created=False)
+    if same_content is not None:
+        return EnqueueResult(job=same_content, created=False)
     if not store.exists(storage_key):
         # Retention removed a file with these bytes between our put and our commit (it
         # could not yet see this job). Now that the row exists it will not do so again.

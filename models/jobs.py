@@ -1,11 +1,11 @@
 """The one module that queries the job tables (`upload_jobs`, `job_events`).
 
 As procrastinate's `manager.py` does for its jobs, this module holds every read and write of
-a job row that the service makes: the producer's insert and idempotency look-up, the steps'
-claims under a lease and the recording of their outcomes, the sweeper's scans for what is
-due, the scheduling rules' counts, and the views' listings. Other rooms call these
-functions; none of them builds a query on these tables itself, so an index, a lock or a
-state rule is read and changed in one place.
+a job row that the service makes: the producer's insert and its look-ups by key and by
+content, the steps' claims under a lease and the recording of their outcomes, the sweeper's
+scans for what is due, the scheduling rules' counts, and the views' listings. Other rooms
+call these functions; none of them builds a query on these tables itself, so an index, a
+lock or a state rule is read and changed in one place.
 
 Changes of state go through `models.history` (`change_state`, `record_note`), which writes
 the event row with every change: no transition without its line in the history.
@@ -13,12 +13,13 @@ the event row with every change: no transition without its line in the history.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, func, or_, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -42,7 +43,7 @@ __all__ = [
     "find_by_idempotency_key",
     "find_job",
     "held_job",
-    "insert_job",
+    "insert_job_unless_same_content",
     "job_events",
     "jobs_by_ids",
     "list_jobs",
@@ -88,16 +89,53 @@ def find_by_idempotency_key(engine: Engine, key: str) -> UploadJob | None:
         return session.exec(select(UploadJob).where(col(UploadJob.idempotency_key) == key)).first()
 
 
-def insert_job(engine: Engine, job: UploadJob, *, reason: str, now: datetime) -> None:
-    """Insert a new job with the first line of its history, in one transaction.
+def insert_job_unless_same_content(
+    engine: Engine, job: UploadJob, *, reason: str, now: datetime, again: str
+) -> UploadJob | None:
+    """Insert `job` with the first line of its history, unless a job for the same content
+    (tenant, personCode, type and PDF) is there already, under whatever key: then return
+    that one (the oldest, if several), with `again` in its history if it was asked for
+    under another key, and insert nothing.
 
+    Producers of the same content take turns: PostgreSQL locks the content for the
+    transaction (an advisory lock), SQLite's BEGIN IMMEDIATE locks the file; the later
+    one finds the earlier one's job. The look-up uses `ix_upload_jobs_tenant_person`.
     Raises `sqlalchemy.exc.IntegrityError` when another producer inserted the same
-    idempotency key first; nothing is written then.
+    idempotency key for other content first; nothing is written then.
     """
     with session_scope(engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                {"space": CONTENT_LOCK_SPACE, "key": _content_lock_key(job)},
+            )
+        existing = session.exec(
+            select(UploadJob)
+            .where(
+                col(UploadJob.tenant_id) == job.tenant_id,
+                col(UploadJob.person_code) == job.person_code,
+                col(UploadJob.document_type) == job.document_type,
+                col(UploadJob.sha256) == job.sha256,
+            )
+            .order_by(col(UploadJob.created_at), col(UploadJob.id))
+            .limit(1)
+        ).first()
+        if existing is not None:
+            if existing.idempotency_key != job.idempotency_key:
+                record_note(session, existing, reason=again, now=now)
+            return existing
         session.add(job)
         session.flush()  # the job row first: the event's foreign key points at it
         record_created(session, job, reason=reason, now=now)
+        return None
+
+
+CONTENT_LOCK_SPACE = 0x79666463  # the first key of the two-key advisory locks on content
+
+
+def _content_lock_key(job: UploadJob) -> int:
+    material = "\x1f".join((job.tenant_id, job.person_code, job.document_type, job.sha256))
+    return int.from_bytes(hashlib.sha256(material.encode()).digest()[:4], "big", signed=True)
 
 
 def mark_published(

@@ -159,15 +159,48 @@ def test_derived_key_separates_person_type_and_tenant(producer: Producer) -> Non
     assert len(producer.stored_files()) == 1  # one copy of the bytes for all four
 
 
+def history(producer: Producer, job_id: str) -> list[str]:
+    with Session(producer.engine) as session:
+        events = session.exec(
+            select(JobEvent).where(col(JobEvent.job_id) == job_id).order_by(col(JobEvent.id))
+        ).all()
+    return [event.reason for event in events]
+
+
 def test_caller_key_makes_it_the_same_job(producer: Producer) -> None:
     data = make_pdf(text="keyed")
     first = producer.enqueue(request(data, idempotency_key="lms-event-7"))
     again = producer.enqueue(request(data, idempotency_key="lms-event-7"))
     assert again.job.id == first.job.id
     assert not again.created
-    other = producer.enqueue(request(data, idempotency_key="lms-event-8"))
-    assert other.created
     assert first.job.idempotency_key == f"caller:{TENANT}:lms-event-7"
+    assert history(producer, first.job.id) == ["enqueued by library"]  # a plain repeat
+
+
+@pytest.mark.parametrize(
+    ("first_key", "second_key", "words"),
+    [
+        (None, "lms-42", "with key lms-42"),
+        ("lms-42", None, "without a key"),
+        ("lms-41", "lms-42", "with key lms-42"),
+    ],
+    ids=["without-then-with", "with-then-without", "two-keys"],
+)
+def test_same_content_is_one_job_whatever_the_key(
+    producer: Producer, first_key: str | None, second_key: str | None, words: str
+) -> None:
+    data = make_pdf(text="one certificate")
+    first = producer.enqueue(request(data, idempotency_key=first_key, source="cli"))
+    second = producer.enqueue(request(data, idempotency_key=second_key, source="backfill"))
+    assert first.created
+    assert not second.created
+    assert second.job.id == first.job.id
+    assert producer.job_count() == 1
+    assert producer.publisher.published == [first.job.id]
+    assert history(producer, first.job.id) == [
+        "enqueued by cli",
+        f"enqueued again by backfill {words}: same document",
+    ]
 
 
 def test_same_key_other_content_is_a_conflict(producer: Producer) -> None:
@@ -207,10 +240,36 @@ def test_threads_racing_on_one_document_make_one_job(producer: Producer) -> None
     assert producer.job_count() == 1
 
 
-def test_lost_race_reads_the_winner(producer: Producer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The look-up misses, the insert hits the unique key: the winner is returned."""
-    data = make_pdf(text="late")
-    winner = producer.enqueue(request(data))
+def test_threads_racing_with_and_without_keys_make_one_job(producer: Producer) -> None:
+    """Two producers of one document at once, one with the LMS's key and one without."""
+    data = make_pdf(text="race, keyed or not")
+    keys = [None, "evt-1", None, "evt-2", "evt-1", None]
+    barrier = threading.Barrier(len(keys))
+    results: list[tuple[str, bool]] = []
+    errors: list[BaseException] = []
+
+    def worker(key: str | None) -> None:
+        try:
+            barrier.wait()
+            result = producer.enqueue(request(data, idempotency_key=key))
+            results.append((result.job.id, result.created))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(key,)) for key in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len({job_id for job_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert producer.job_count() == 1
+
+
+def _first_lookup_misses(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """The key look-up before the insert misses once, as if another producer's insert
+    had not yet committed."""
     import intake.producer as module
 
     real_existing = module._existing
@@ -223,10 +282,33 @@ def test_lost_race_reads_the_winner(producer: Producer, monkeypatch: pytest.Monk
         return real_existing(engine, document)  # type: ignore[arg-type]
 
     monkeypatch.setattr(module, "_existing", first_lookup_misses)
-    loser = producer.enqueue(request(data))
-    assert calls["n"] == 2
+    return calls
+
+
+def test_lost_race_on_the_same_document_reads_the_winner(
+    producer: Producer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_pdf(text="late")
+    winner = producer.enqueue(request(data, idempotency_key="evt-9"))
+    calls = _first_lookup_misses(monkeypatch)
+    loser = producer.enqueue(request(data, idempotency_key="evt-9"))
+    assert calls["n"] == 1  # the insert, under the content's lock, found the winner
     assert not loser.created
     assert loser.job.id == winner.job.id
+    assert producer.job_count() == 1
+    assert history(producer, winner.job.id) == ["enqueued by library"]
+
+
+def test_lost_race_on_a_key_for_other_content_is_a_conflict(
+    producer: Producer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-up misses, the insert hits the unique key: the look-up again names it."""
+    winner = producer.enqueue(request(make_pdf(text="one"), idempotency_key="evt-1"))
+    calls = _first_lookup_misses(monkeypatch)
+    with pytest.raises(IdempotencyConflict) as info:
+        producer.enqueue(request(make_pdf(text="two"), idempotency_key="evt-1"))
+    assert calls["n"] == 2
+    assert info.value.existing_job_id == winner.job.id
     assert producer.job_count() == 1
 
 
