@@ -31,6 +31,7 @@ from models.jobs import AmbiguousJobId, JobNotFound, find_job, job_events, list_
 from worker.celery_app import CeleryPublisher, create_celery_app
 from yfdocs.fleet_view import fleet_summary, render_fleet
 from yfdocs.job_views import event_to_dict, job_to_dict, render_job_detail, render_jobs_table
+from yfdocs.terminal_text import user_text, visible
 
 __all__ = ["COMMANDS", "ProducerServices"]
 
@@ -107,7 +108,7 @@ def _settings(ctx: click.Context) -> Settings:
 
 def _refuse(message: str) -> NoReturn:
     """One line on stderr, exit 2: the caller's input was refused."""
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {visible(message)}", err=True)
     raise SystemExit(EXIT_REFUSED)
 
 
@@ -382,7 +383,9 @@ def _print_backfill_report(report: BackfillReport, *, broker_down: bool) -> None
         refused.add_column("file", overflow="fold")
         refused.add_column("why", overflow="fold")
         for rejection in report.rejected:
-            refused.add_row(str(rejection["row"]), rejection["file"], rejection["error"])
+            refused.add_row(
+                str(rejection["row"]), user_text(rejection["file"]), user_text(rejection["error"])
+            )
         console.print(refused)
     console.print(
         f"created: {len(report.created)}  already present: {len(report.already_present)}  "

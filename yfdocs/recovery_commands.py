@@ -11,6 +11,7 @@ from intake.producer import retry_job
 from models import make_engine, migrate, utcnow
 from models.jobs import JobNotRetryable
 from worker.celery_app import CeleryPublisher, create_celery_app
+from yfdocs.terminal_text import visible
 
 __all__ = ["COMMANDS"]
 
@@ -31,7 +32,7 @@ def retry_command(ctx: click.Context, job_id: str, as_json: bool) -> None:
                 engine, publisher, job_id, now=utcnow(), reason="sent again by `yfdocs retry`"
             )
         except JobNotRetryable as exc:
-            click.echo(f"yfdocs retry: {exc}", err=True)
+            click.echo(f"yfdocs retry: {visible(str(exc))}", err=True)
             ctx.exit(2)
         if as_json:
             click.echo(json.dumps({"id": job.id, "state": job.state}))
