@@ -57,6 +57,7 @@ __all__ = [
     "ValidationError",
     "derived_idempotency_key",
     "enqueue_document",
+    "enqueue_validated",
     "publish_job",
     "retry_job",
     "validate_request",
@@ -247,7 +248,20 @@ def enqueue_document(
     Raises `EnqueueRejected` (with nothing stored) for refused input, including
     `IdempotencyConflict`. Never raises because the broker is down.
     """
-    document = validate_request(request, settings)
+    return enqueue_validated(
+        validate_request(request, settings), engine=engine, store=store, publisher=publisher
+    )
+
+
+def enqueue_validated(
+    document: ValidatedDocument,
+    *,
+    engine: Engine,
+    store: DocumentStore,
+    publisher: JobPublisher,
+) -> EnqueueResult:
+    """`enqueue_document` for a request already validated: a caller that must refuse bad
+    input before it opens anything (the CLI creates no data dir for it) validates first."""
     existing = _existing(engine, document)
     if existing is not None:
         return EnqueueResult(job=existing, created=False)

@@ -61,6 +61,7 @@ __all__ = [
     "active_content",
     "check_pdf",
     "default_description",
+    "describe_file_error",
     "read_document",
     "sanitise_file_name",
     "validate_caller_key",
@@ -176,7 +177,7 @@ def read_document(path: str | os.PathLike[str], max_bytes: int) -> bytes:
     try:
         descriptor = os.open(raw, _OPEN_FLAGS)
     except OSError as exc:
-        raise _unreadable(shown, exc) from None
+        raise _unreadable(raw, exc) from None
     try:
         info = os.fstat(descriptor)
         if stat.S_ISDIR(info.st_mode):
@@ -188,7 +189,7 @@ def read_document(path: str | os.PathLike[str], max_bytes: int) -> bytes:
         with os.fdopen(descriptor, "rb", closefd=False) as handle:
             return handle.read(max_bytes + 1)
     except OSError as exc:
-        raise _unreadable(shown, exc) from None
+        raise _unreadable(raw, exc) from None
     finally:
         os.close(descriptor)
 
@@ -198,7 +199,7 @@ _ERRNO_WORDING = {
     errno.ENOENT: "does not exist",
     errno.EACCES: "cannot be read (permission denied)",
     errno.EPERM: "cannot be read (permission denied)",
-    errno.EISDIR: "is a directory, not a PDF file",
+    errno.EISDIR: "is a directory, not a file",
     errno.ENAMETOOLONG: "cannot be opened: the name is too long",
     errno.ELOOP: "cannot be opened: too many levels of symbolic links (a symlink loop)",
     errno.ENOTDIR: "cannot be opened: a part of the path is a file, not a directory",
@@ -206,13 +207,17 @@ _ERRNO_WORDING = {
 _SHOWN_PATH_LENGTH = 160
 
 
-def _unreadable(shown: str, exc: OSError) -> InvalidPdf:
-    """A refusal that names the path and, in words, what the file system said."""
+def _unreadable(raw: str, exc: OSError) -> InvalidPdf:
+    return InvalidPdf("file", describe_file_error(raw, exc))
+
+
+def describe_file_error(path: str, exc: OSError) -> str:
+    """One line naming the path and, in words, what the file system said (by errno)."""
     wording = _ERRNO_WORDING.get(exc.errno or 0)
     if wording is None:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         wording = f"cannot be read: {reason}"
-    return InvalidPdf("file", f"{shown} {wording}")
+    return f"{_shown_path(path)} {wording}"
 
 
 def _shown_path(raw: str) -> str:

@@ -84,31 +84,22 @@ def finish(processes: list[subprocess.Popen[str]]) -> list[str]:
     return outputs
 
 
+@pytest.mark.parametrize(
+    "keys",
+    [[[]] * 4, [[], ["evt-1"], [], ["evt-2"], ["evt-1"], []]],
+    ids=["no-keys", "with-and-without-keys"],
+)
 def test_producer_processes_racing_make_one_job(
-    cli: Cli, tmp_path: Path, python_script: Callable[..., subprocess.Popen[str]]
+    cli: Cli,
+    tmp_path: Path,
+    python_script: Callable[..., subprocess.Popen[str]],
+    keys: list[list[str]],
 ) -> None:
+    """Processes enqueuing one document at once: plain repeats, or the same document from
+    an LMS event (keyed) and a backfill (unkeyed)."""
     pdf = tmp_path / "race.pdf"
     make_pdf(pdf, text="race between processes")
     start_at = str(time.time() + START_DELAY)
-    processes = [
-        python_script(ENQUEUE_SCRIPT, cli.database_url, str(cli.data_dir), str(pdf), start_at)
-        for _ in range(4)
-    ]
-    results = [line.split() for line in finish(processes)]
-    assert len({job_id for job_id, _ in results}) == 1
-    assert [created for _, created in results].count("True") == 1
-    with Session(cli.engine) as session:
-        assert session.exec(select(func.count()).select_from(UploadJob)).one() == 1
-
-
-def test_producer_processes_with_and_without_keys_make_one_job(
-    cli: Cli, tmp_path: Path, python_script: Callable[..., subprocess.Popen[str]]
-) -> None:
-    """The same document from an LMS event (keyed) and a backfill (unkeyed) at once."""
-    pdf = tmp_path / "keyed-race.pdf"
-    make_pdf(pdf, text="keyed race between processes")
-    start_at = str(time.time() + START_DELAY)
-    keys = [[], ["evt-1"], [], ["evt-2"], ["evt-1"], []]
     processes = [
         python_script(ENQUEUE_SCRIPT, cli.database_url, str(cli.data_dir), str(pdf), start_at, *key)
         for key in keys

@@ -215,35 +215,17 @@ def test_same_key_other_content_is_a_conflict(producer: Producer) -> None:
     assert len(producer.stored_files()) == 1
 
 
-def test_threads_racing_on_one_document_make_one_job(producer: Producer) -> None:
+@pytest.mark.parametrize(
+    "keys",
+    [[None] * 6, [None, "evt-1", None, "evt-2", "evt-1", None]],
+    ids=["no-keys", "with-and-without-keys"],
+)
+def test_threads_racing_on_one_document_make_one_job(
+    producer: Producer, keys: list[str | None]
+) -> None:
+    """Producers of one document at once: plain repeats, or an LMS event (keyed) beside a
+    backfill (unkeyed)."""
     data = make_pdf(text="race")
-    barrier = threading.Barrier(6)
-    results: list[tuple[str, bool]] = []
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            barrier.wait()
-            result = producer.enqueue(request(data))
-            results.append((result.job.id, result.created))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert len({job_id for job_id, _ in results}) == 1
-    assert sum(created for _, created in results) == 1
-    assert producer.job_count() == 1
-
-
-def test_threads_racing_with_and_without_keys_make_one_job(producer: Producer) -> None:
-    """Two producers of one document at once, one with the LMS's key and one without."""
-    data = make_pdf(text="race, keyed or not")
-    keys = [None, "evt-1", None, "evt-2", "evt-1", None]
     barrier = threading.Barrier(len(keys))
     results: list[tuple[str, bool]] = []
     errors: list[BaseException] = []
