@@ -266,32 +266,39 @@ def enqueue_validated(
     if existing is not None:
         return EnqueueResult(job=existing, created=False)
 
-    storage_key = store.put(document.content)
     now = utcnow()
-    job = UploadJob(
-        tenant_id=document.tenant_id,
-        person_code=document.person_code,
-        document_type=document.document_type.value,
-        description=document.description,
-        valid_from=document.valid_from,
-        file_name=document.file_name,
-        original_file_name=document.original_file_name,
-        size_bytes=document.size_bytes,
-        sha256=document.sha256,
-        storage_key=storage_key,
-        source=document.source,
-        priority=int(document.priority),
-        idempotency_key=document.idempotency_key,
-        created_at=now,
-        updated_at=now,
-    )
+
+    def new_job() -> UploadJob:
+        return UploadJob(
+            tenant_id=document.tenant_id,
+            person_code=document.person_code,
+            document_type=document.document_type.value,
+            description=document.description,
+            valid_from=document.valid_from,
+            file_name=document.file_name,
+            original_file_name=document.original_file_name,
+            size_bytes=document.size_bytes,
+            sha256=document.sha256,
+            storage_key=store.put(document.content),
+            source=document.source,
+            priority=int(document.priority),
+            idempotency_key=document.idempotency_key,
+            created_at=now,
+            updated_at=now,
+        )
+
     try:
-        same_content = job_table.insert_job_unless_same_content(
+        job, created = job_table.insert_job_unless_same_content(
             engine,
-            job,
+            new_job,
+            tenant_id=document.tenant_id,
+            person_code=document.person_code,
+            document_type=document.document_type.value,
+            sha256=document.sha256,
+            idempotency_key=document.idempotency_key,
             reason=f"enqueued by {document.source}",
-            now=now,
             again=f"enqueued again by {document.source} {_key_words(document)}: same document",
+            now=now,
         )
     except IntegrityError:
         # Another producer inserted this key, for other content, between our look-up and
@@ -300,9 +307,9 @@ def enqueue_validated(
         if winner is None:
             raise
         return EnqueueResult(job=winner, created=False)
-    if same_content is not None:
-        return EnqueueResult(job=same_content, created=False)
-    if not store.exists(storage_key):
+    if not created:
+        return EnqueueResult(job=job, created=False)
+    if not store.exists(job.storage_key):
         # Retention removed a file with these bytes between our put and our commit (it
         # could not yet see this job). Now that the row exists it will not do so again.
         store.put(document.content)

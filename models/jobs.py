@@ -90,52 +90,68 @@ def find_by_idempotency_key(engine: Engine, key: str) -> UploadJob | None:
 
 
 def insert_job_unless_same_content(
-    engine: Engine, job: UploadJob, *, reason: str, now: datetime, again: str
-) -> UploadJob | None:
-    """Insert `job` with the first line of its history, unless a job for the same content
-    (tenant, personCode, type and PDF) is there already, under whatever key: then return
-    that one (the oldest, if several), with `again` in its history if it was asked for
-    under another key, and insert nothing.
+    engine: Engine,
+    new_job: Callable[[], UploadJob],
+    *,
+    tenant_id: str,
+    person_code: str,
+    document_type: str,
+    sha256: str,
+    idempotency_key: str,
+    reason: str,
+    again: str,
+    now: datetime,
+) -> tuple[UploadJob, bool]:
+    """The job for this content (tenant, personCode, type and PDF), under whatever key, and
+    whether this call inserted it.
 
-    Producers of the same content take turns: PostgreSQL locks the content for the
-    transaction (an advisory lock), SQLite's BEGIN IMMEDIATE locks the file; the later
-    one finds the earlier one's job. The look-up uses `ix_upload_jobs_tenant_person`.
-    Raises `sqlalchemy.exc.IntegrityError` when another producer inserted the same
-    idempotency key for other content first; nothing is written then.
+    When one is there already (the oldest, if several), it is returned with `again` in its
+    history if it was asked for under another key than `idempotency_key`, and nothing is
+    inserted. Otherwise `new_job()` (which stores the PDF: nothing is stored for a repeat)
+    gives the job to insert, with the first line of its history. Producers of the same
+    content take turns: PostgreSQL locks the content for the transaction (an advisory
+    lock), SQLite's BEGIN IMMEDIATE locks the file; the later one finds the earlier one's
+    job. The look-up uses `ix_upload_jobs_tenant_person`. Raises
+    `sqlalchemy.exc.IntegrityError` when another producer inserted the same idempotency
+    key for other content first; nothing is written then.
     """
     with session_scope(engine) as session:
         if engine.dialect.name == "postgresql":
             session.execute(
                 text("SELECT pg_advisory_xact_lock(:space, :key)"),
-                {"space": CONTENT_LOCK_SPACE, "key": _content_lock_key(job)},
+                {
+                    "space": CONTENT_LOCK_SPACE,
+                    "key": _content_lock_key(tenant_id, person_code, document_type, sha256),
+                },
             )
         existing = session.exec(
             select(UploadJob)
             .where(
-                col(UploadJob.tenant_id) == job.tenant_id,
-                col(UploadJob.person_code) == job.person_code,
-                col(UploadJob.document_type) == job.document_type,
-                col(UploadJob.sha256) == job.sha256,
+                col(UploadJob.tenant_id) == tenant_id,
+                col(UploadJob.person_code) == person_code,
+                col(UploadJob.document_type) == document_type,
+                col(UploadJob.sha256) == sha256,
             )
             .order_by(col(UploadJob.created_at), col(UploadJob.id))
             .limit(1)
         ).first()
         if existing is not None:
-            if existing.idempotency_key != job.idempotency_key:
+            if existing.idempotency_key != idempotency_key:
                 record_note(session, existing, reason=again, now=now)
-            return existing
+            return existing, False
+        job = new_job()
         session.add(job)
         session.flush()  # the job row first: the event's foreign key points at it
         record_created(session, job, reason=reason, now=now)
-        return None
+        return job, True
 
 
 CONTENT_LOCK_SPACE = 0x79666463  # the first key of the two-key advisory locks on content
 
 
-def _content_lock_key(job: UploadJob) -> int:
-    material = "\x1f".join((job.tenant_id, job.person_code, job.document_type, job.sha256))
-    return int.from_bytes(hashlib.sha256(material.encode()).digest()[:4], "big", signed=True)
+def _content_lock_key(*content: str) -> int:
+    digest = hashlib.sha256("\x1f".join(content).encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
 
 
 def mark_published(

@@ -383,3 +383,14 @@ def test_active_content_is_refused_by_default_and_allowed_by_the_setting(
     assert producer.job_count() == 0
     producer.settings.pdf_active_content = "allow"
     assert producer.enqueue(request(data)).created
+
+
+def test_a_repeat_under_another_key_stores_nothing(producer: Producer) -> None:
+    """Its bytes may be gone already (retention deletes them after a finished job): a
+    repeat must not store them again, where no job would ever delete them."""
+    data = make_pdf(text="delivered long ago")
+    first = producer.enqueue(request(data, idempotency_key="evt-1"))
+    producer.store.delete(first.job.storage_key)
+    again = producer.enqueue(request(data, idempotency_key="evt-2"))
+    assert again.job.id == first.job.id
+    assert producer.stored_files() == []
