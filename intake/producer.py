@@ -266,36 +266,38 @@ def enqueue_validated(
     if existing is not None:
         return EnqueueResult(job=existing, created=False)
 
+    # A repeat under another key needs no copy of the bytes: theirs may be gone already
+    # (retention deletes them after a finished job), and a copy no job owns would stay.
+    repeat = job_table.find_same_content(
+        engine,
+        tenant_id=document.tenant_id,
+        person_code=document.person_code,
+        document_type=document.document_type.value,
+        sha256=document.sha256,
+    )
+    storage_key = repeat.storage_key if repeat is not None else store.put(document.content)
     now = utcnow()
-
-    def new_job() -> UploadJob:
-        return UploadJob(
-            tenant_id=document.tenant_id,
-            person_code=document.person_code,
-            document_type=document.document_type.value,
-            description=document.description,
-            valid_from=document.valid_from,
-            file_name=document.file_name,
-            original_file_name=document.original_file_name,
-            size_bytes=document.size_bytes,
-            sha256=document.sha256,
-            storage_key=store.put(document.content),
-            source=document.source,
-            priority=int(document.priority),
-            idempotency_key=document.idempotency_key,
-            created_at=now,
-            updated_at=now,
-        )
-
+    job = UploadJob(
+        tenant_id=document.tenant_id,
+        person_code=document.person_code,
+        document_type=document.document_type.value,
+        description=document.description,
+        valid_from=document.valid_from,
+        file_name=document.file_name,
+        original_file_name=document.original_file_name,
+        size_bytes=document.size_bytes,
+        sha256=document.sha256,
+        storage_key=storage_key,
+        source=document.source,
+        priority=int(document.priority),
+        idempotency_key=document.idempotency_key,
+        created_at=now,
+        updated_at=now,
+    )
     try:
         job, created = job_table.insert_job_unless_same_content(
             engine,
-            new_job,
-            tenant_id=document.tenant_id,
-            person_code=document.person_code,
-            document_type=document.document_type.value,
-            sha256=document.sha256,
-            idempotency_key=document.idempotency_key,
+            job,
             reason=f"enqueued by {document.source}",
             again=f"enqueued again by {document.source} {_key_words(document)}: same document",
             now=now,
@@ -309,7 +311,7 @@ def enqueue_validated(
         return EnqueueResult(job=winner, created=False)
     if not created:
         return EnqueueResult(job=job, created=False)
-    if not store.exists(job.storage_key):
+    if not store.exists(storage_key):
         # Retention removed a file with these bytes between our put and our commit (it
         # could not yet see this job). Now that the row exists it will not do so again.
         store.put(document.content)

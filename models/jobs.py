@@ -42,6 +42,7 @@ __all__ = [
     "expired_lease_ids",
     "find_by_idempotency_key",
     "find_job",
+    "find_same_content",
     "held_job",
     "insert_job_unless_same_content",
     "job_events",
@@ -89,57 +90,40 @@ def find_by_idempotency_key(engine: Engine, key: str) -> UploadJob | None:
         return session.exec(select(UploadJob).where(col(UploadJob.idempotency_key) == key)).first()
 
 
-def insert_job_unless_same_content(
-    engine: Engine,
-    new_job: Callable[[], UploadJob],
-    *,
-    tenant_id: str,
-    person_code: str,
-    document_type: str,
-    sha256: str,
-    idempotency_key: str,
-    reason: str,
-    again: str,
-    now: datetime,
-) -> tuple[UploadJob, bool]:
-    """The job for this content (tenant, personCode, type and PDF), under whatever key, and
-    whether this call inserted it.
+def find_same_content(
+    engine: Engine, *, tenant_id: str, person_code: str, document_type: str, sha256: str
+) -> UploadJob | None:
+    """The oldest job for this content (tenant, personCode, type and PDF), under any key."""
+    with Session(engine, expire_on_commit=False) as session:
+        return session.exec(_same_content(tenant_id, person_code, document_type, sha256)).first()
 
-    When one is there already (the oldest, if several), it is returned with `again` in its
-    history if it was asked for under another key than `idempotency_key`, and nothing is
-    inserted. Otherwise `new_job()` (which stores the PDF: nothing is stored for a repeat)
-    gives the job to insert, with the first line of its history. Producers of the same
-    content take turns: PostgreSQL locks the content for the transaction (an advisory
-    lock), SQLite's BEGIN IMMEDIATE locks the file; the later one finds the earlier one's
-    job. The look-up uses `ix_upload_jobs_tenant_person`. Raises
-    `sqlalchemy.exc.IntegrityError` when another producer inserted the same idempotency
-    key for other content first; nothing is written then.
+
+def insert_job_unless_same_content(
+    engine: Engine, job: UploadJob, *, reason: str, again: str, now: datetime
+) -> tuple[UploadJob, bool]:
+    """Insert `job` with the first line of its history, unless a job for the same content
+    is there already, under whatever key; returns the job and whether it was inserted.
+
+    A job already there (the oldest, if several) gets `again` in its history when it was
+    asked for under another key than `job`'s. Producers of the same content take turns:
+    PostgreSQL locks the content for the transaction (an advisory lock), SQLite's BEGIN
+    IMMEDIATE locks the file; the later one finds the earlier one's job. The look-up uses
+    `ix_upload_jobs_tenant_person`. Raises `sqlalchemy.exc.IntegrityError` when another
+    producer inserted the same idempotency key for other content first; nothing is
+    written then.
     """
+    content = (job.tenant_id, job.person_code, job.document_type, job.sha256)
     with session_scope(engine) as session:
         if engine.dialect.name == "postgresql":
             session.execute(
                 text("SELECT pg_advisory_xact_lock(:space, :key)"),
-                {
-                    "space": CONTENT_LOCK_SPACE,
-                    "key": _content_lock_key(tenant_id, person_code, document_type, sha256),
-                },
+                {"space": CONTENT_LOCK_SPACE, "key": _content_lock_key(content)},
             )
-        existing = session.exec(
-            select(UploadJob)
-            .where(
-                col(UploadJob.tenant_id) == tenant_id,
-                col(UploadJob.person_code) == person_code,
-                col(UploadJob.document_type) == document_type,
-                col(UploadJob.sha256) == sha256,
-            )
-            .order_by(col(UploadJob.created_at), col(UploadJob.id))
-            .limit(1)
-        ).first()
+        existing = session.exec(_same_content(*content)).first()
         if existing is not None:
-            if existing.idempotency_key != idempotency_key:
+            if existing.idempotency_key != job.idempotency_key:
                 record_note(session, existing, reason=again, now=now)
             return existing, False
-        job = new_job()
         session.add(job)
         session.flush()  # the job row first: the event's foreign key points at it
         record_created(session, job, reason=reason, now=now)
@@ -149,7 +133,23 @@ def insert_job_unless_same_content(
 CONTENT_LOCK_SPACE = 0x79666463  # the first key of the two-key advisory locks on content
 
 
-def _content_lock_key(*content: str) -> int:
+def _same_content(
+    tenant_id: str, person_code: str, document_type: str, sha256: str
+) -> SelectOfScalar[UploadJob]:
+    return (
+        select(UploadJob)
+        .where(
+            col(UploadJob.tenant_id) == tenant_id,
+            col(UploadJob.person_code) == person_code,
+            col(UploadJob.document_type) == document_type,
+            col(UploadJob.sha256) == sha256,
+        )
+        .order_by(col(UploadJob.created_at), col(UploadJob.id))
+        .limit(1)
+    )
+
+
+def _content_lock_key(content: tuple[str, ...]) -> int:
     digest = hashlib.sha256("\x1f".join(content).encode()).digest()
     return int.from_bytes(digest[:4], "big", signed=True)
 
