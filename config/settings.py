@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         "doubles with each refusal up to a day, and new credentials are tried at once",
     )
     max_file_bytes: int = Field(4_000_000, ge=1)
+    pdf_active_content: Literal["refuse", "allow"] = Field(
+        "refuse",
+        description="refuse PDFs with JavaScript, a Launch action, embedded files or an XFA "
+        "form (a personnel file is no place for content that acts when opened), or allow them",
+    )
 
     poll_first_delay: float = Field(30, ge=0)
     poll_max_delay: float = Field(900, gt=0)

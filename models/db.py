@@ -18,6 +18,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine
 
+from models.errors import Decision, YfdocsError
+
 __all__ = [
     "SchemaNotReady",
     "current_revision",
@@ -82,8 +84,10 @@ def alembic_config(engine: Engine | None) -> Config:
 MIGRATION_LOCK_ID = 0x79666D6967  # any constant; PostgreSQL advisory locks are per database
 
 
-class SchemaNotReady(RuntimeError):
+class SchemaNotReady(YfdocsError):
     """The database has no yfdocs schema, or an older one than this code needs."""
+
+    decision = Decision.REFUSE
 
 
 def head_revision() -> str:

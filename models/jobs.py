@@ -1,11 +1,11 @@
 """The one module that queries the job tables (`upload_jobs`, `job_events`).
 
 As procrastinate's `manager.py` does for its jobs, this module holds every read and write of
-a job row that the service makes: the producer's insert and idempotency look-up, the steps'
-claims under a lease and the recording of their outcomes, the sweeper's scans for what is
-due, the scheduling rules' counts, and the views' listings. Other rooms call these
-functions; none of them builds a query on these tables itself, so an index, a lock or a
-state rule is read and changed in one place.
+a job row that the service makes: the producer's insert and its look-ups by key and by
+content, the steps' claims under a lease and the recording of their outcomes, the sweeper's
+scans for what is due, the scheduling rules' counts, and the views' listings. Other rooms
+call these functions; none of them builds a query on these tables itself, so an index, a
+lock or a state rule is read and changed in one place.
 
 Changes of state go through `models.history` (`change_state`, `record_note`), which writes
 the event row with every change: no transition without its line in the history.
@@ -48,8 +48,9 @@ __all__ = [
     "expired_lease_ids",
     "find_by_idempotency_key",
     "find_job",
+    "find_same_content",
     "held_job",
-    "insert_job",
+    "insert_job_unless_same_content",
     "job_events",
     "jobs_by_ids",
     "last_entered_at",
@@ -98,17 +99,69 @@ def find_by_idempotency_key(engine: Engine, key: str) -> UploadJob | None:
         return session.exec(select(UploadJob).where(col(UploadJob.idempotency_key) == key)).first()
 
 
-def insert_job(engine: Engine, job: UploadJob, *, reason: str, now: datetime) -> None:
-    """Insert a new job with the first line of its history, in one transaction.
+def find_same_content(
+    engine: Engine, *, tenant_id: str, person_code: str, document_type: str, sha256: str
+) -> UploadJob | None:
+    """The oldest job for this content (tenant, personCode, type and PDF), under any key."""
+    with Session(engine, expire_on_commit=False) as session:
+        return session.exec(_same_content(tenant_id, person_code, document_type, sha256)).first()
 
-    Raises `sqlalchemy.exc.IntegrityError` when another producer inserted the same
-    idempotency key first; nothing is written then.
+
+def insert_job_unless_same_content(
+    engine: Engine, job: UploadJob, *, reason: str, again: str, now: datetime
+) -> tuple[UploadJob, bool]:
+    """Insert `job` with the first line of its history, unless a job for the same content
+    is there already, under whatever key; returns the job and whether it was inserted.
+
+    A job already there (the oldest, if several) gets `again` in its history when it was
+    asked for under another key than `job`'s. Producers of the same content take turns:
+    PostgreSQL locks the content for the transaction (an advisory lock), SQLite's BEGIN
+    IMMEDIATE locks the file; the later one finds the earlier one's job. The look-up uses
+    `ix_upload_jobs_tenant_person`. Raises `sqlalchemy.exc.IntegrityError` when another
+    producer inserted the same idempotency key for other content first; nothing is
+    written then.
     """
+    content = (job.tenant_id, job.person_code, job.document_type, job.sha256)
     with session_scope(engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                {"space": CONTENT_LOCK_SPACE, "key": _content_lock_key(content)},
+            )
+        existing = session.exec(_same_content(*content)).first()
+        if existing is not None:
+            if existing.idempotency_key != job.idempotency_key:
+                record_note(session, existing, reason=again, now=now)
+            return existing, False
         lock_storage_key(session, job.storage_key)  # retention must see this job, or go first
         session.add(job)
         session.flush()  # the job row first: the event's foreign key points at it
         record_created(session, job, reason=reason, now=now)
+        return job, True
+
+
+CONTENT_LOCK_SPACE = 0x79666463  # the first key of the two-key advisory locks on content
+
+
+def _same_content(
+    tenant_id: str, person_code: str, document_type: str, sha256: str
+) -> SelectOfScalar[UploadJob]:
+    return (
+        select(UploadJob)
+        .where(
+            col(UploadJob.tenant_id) == tenant_id,
+            col(UploadJob.person_code) == person_code,
+            col(UploadJob.document_type) == document_type,
+            col(UploadJob.sha256) == sha256,
+        )
+        .order_by(col(UploadJob.created_at), col(UploadJob.id))
+        .limit(1)
+    )
+
+
+def _content_lock_key(content: tuple[str, ...]) -> int:
+    digest = hashlib.sha256("\x1f".join(content).encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
 
 
 def mark_published(engine: Engine, job_id: str, *, state: JobState, now: datetime) -> bool:

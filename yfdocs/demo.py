@@ -31,6 +31,7 @@ from intake.storage import FilesystemDocumentStore
 from models import TERMINAL_STATES, JobState, UploadJob, make_engine, migrate
 from models import jobs as job_table
 from yfdocs.sample_documents import render_text_pdf
+from yfdocs.terminal_text import user_text
 
 __all__ = ["DemoSample", "demo_samples", "run_demo"]
 
@@ -265,11 +266,11 @@ def _print_outcomes(
         expected = state == sample.expected
         all_expected &= expected
         table.add_row(
-            sample.label,
+            user_text(sample.label),
             sample.document_type.value,
-            sample.person_code,
-            state,
-            detail,
+            user_text(sample.person_code),
+            user_text(state),
+            user_text(detail),
             "[green]yes[/]" if expected else f"[red]no (expected {sample.expected})[/]",
         )
     console.print(table)

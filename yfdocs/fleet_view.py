@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.engine import Engine
 
 from config import Settings
@@ -21,6 +21,7 @@ from models import jobs as job_table
 from scheduling.governor import DEFAULT_SPACING_HALF_LIFE
 from scheduling.token_cache import RefusalRecord, active_refusals
 from scheduling.usage import DeliveryOutlook, FleetUsage, delivery_outlook, fleet_usage
+from yfdocs.terminal_text import user_text
 
 __all__ = ["FleetSummary", "fleet_summary", "render_fleet"]
 
@@ -194,7 +195,10 @@ def render_fleet(summary: FleetSummary) -> Table:
         else:
             when = "no window planned"
         table.add_row(
-            "window", f"tenant {escape(window.tenant_id)}: {when}, {window.waiting} waiting"
+            "window",
+            Text.assemble(
+                "tenant ", user_text(window.tenant_id), f": {when}, {window.waiting} waiting"
+            ),
         )
     if usage.backoff_until is not None:
         table.add_row(
@@ -203,9 +207,15 @@ def render_fleet(summary: FleetSummary) -> Table:
     for refusal in summary.credentials_refused:
         table.add_row(
             "credentials",
-            f"[red]refused by the token endpoint for tenant {refusal.tenant_id} "
-            f"({escape(refusal.reason)}, {refusal.refusals}x)[/]: its jobs wait until "
-            f"{refusal.refused_until:%Y-%m-%d %H:%M}Z, or until a worker starts with new ones",
+            Text.assemble(
+                ("refused by the token endpoint for tenant ", "red"),
+                user_text(refusal.tenant_id, style="red"),
+                (" (", "red"),
+                user_text(refusal.reason, style="red"),
+                (f", {refusal.refusals}x)", "red"),
+                f": its jobs wait until {refusal.refused_until:%Y-%m-%d %H:%M}Z, "
+                "or until a worker starts with new ones",
+            ),
         )
     if usage.learned_spacing_s > 0:
         table.add_row(

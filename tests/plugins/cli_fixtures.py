@@ -31,6 +31,22 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_yfdocs(
+    args: tuple[str, ...] | list[str], *, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """The real command in a subprocess, its output as text (undecodable bytes escaped)."""
+    return subprocess.run(
+        [YFDOCS, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        errors="backslashreplace",
+        timeout=120,
+        check=False,
+    )
+
+
 @dataclass
 class Cli:
     """`yfdocs` with this test's data dir and database."""
@@ -49,15 +65,7 @@ class Cli:
         return clean_environment(**{**settings, **extra})
 
     def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [YFDOCS, *args],
-            cwd=self.cwd,
-            env=self.env(**extra),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_yfdocs(args, cwd=self.cwd, env=self.env(**extra))
 
     def json(self, *args: str, **extra: str) -> Any:
         result = self.run(*args, "--json", **extra)
@@ -84,6 +92,30 @@ class Cli:
         if not filesystem_queue_folder(self.settings()).exists():
             return set()
         return job_ids_waiting_in_filesystem_queue(self.settings())
+
+
+@dataclass
+class EmbeddedCli:
+    """`yfdocs` on its embedded defaults: SQLite and the broker in a data dir that does not
+    exist yet, so that a test can see whether a command created anything at all."""
+
+    data_dir: Path
+    cwd: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return clean_environment(
+            **{"YFDOCS_DATA_DIR": str(self.data_dir), "YFDOCS_TENANT_ID": TENANT, **extra}
+        )
+
+    def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return run_yfdocs(args, cwd=self.cwd, env=self.env(**extra))
+
+
+@pytest.fixture
+def embedded_cli(tmp_path: Path) -> EmbeddedCli:
+    work = tmp_path / "work"
+    work.mkdir()
+    return EmbeddedCli(data_dir=tmp_path / "data", cwd=work)
 
 
 @pytest.fixture

@@ -55,6 +55,18 @@ def _exits_in_time(workers: list[WorkerProcess]) -> list[str]:
     return hung
 
 
+def _wait_for_an_upload_in_flight(service: ServiceUnderTest) -> None:
+    """Until the sandbox has an upload call open (not the token fetch before it: a step
+    still waiting to call is handed back at once when the worker stops)."""
+    service.wait_until(
+        lambda: any(
+            "/documents/" in entry.get("path", "") and entry.get("status") is None
+            for entry in service.received()
+        ),
+        what="an upload to be in flight",
+    )
+
+
 def _stop_rounds(service: ServiceUnderTest, how: str, rounds: int, at_once: int) -> None:
     for _ in range(rounds):
         workers = [service.start_worker(beat=index == 0, concurrency=3) for index in range(at_once)]
@@ -103,13 +115,7 @@ def test_an_upload_in_flight_finishes_and_is_recorded_before_the_worker_exits(
     service.start_dispatcher()
     service.wait_until_ready([worker])
     job_id = service.enqueue()
-    service.wait_until(
-        lambda: any(
-            "/documents/" in entry.get("path", "") and entry.get("status") is None
-            for entry in service.received()
-        ),
-        what="the upload to be in flight",
-    )
+    _wait_for_an_upload_in_flight(service)
 
     os.killpg(worker.process.pid, signal.SIGTERM)
     hung = _exits_in_time([worker])
@@ -138,6 +144,7 @@ def test_a_job_waiting_for_a_call_is_handed_back_at_once_when_the_worker_stops(
         lambda: {service.job(first).state, service.job(second).state} == {"uploading"},
         what="both jobs to be claimed, one waiting for the slot",
     )
+    _wait_for_an_upload_in_flight(service)
 
     os.killpg(worker.process.pid, signal.SIGTERM)
     hung = _exits_in_time([worker])
@@ -166,9 +173,7 @@ def test_a_stopping_worker_starts_no_new_step(service: ServiceUnderTest) -> None
     service.start_dispatcher()
     service.wait_until_ready([worker])
     first = service.enqueue(title="first")
-    service.wait_until(
-        lambda: service.job(first).state == JobState.UPLOADING, what="the first upload to start"
-    )
+    _wait_for_an_upload_in_flight(service)
 
     os.killpg(worker.process.pid, signal.SIGTERM)
     later = service.enqueue(title="published during the warm shutdown")

@@ -140,6 +140,18 @@ def test_key_conflict_exits_2(cli: Cli, tmp_path: Path) -> None:
     assert job_count(cli) == 1
 
 
+def test_same_document_without_then_with_a_key_is_one_job(cli: Cli, tmp_path: Path) -> None:
+    pdf = tmp_path / "once.pdf"
+    make_pdf(pdf, text="sent twice")
+    first = cli.json("enqueue", str(pdf), "--person", "P1", "--type", "diploma")
+    keyed = cli.json("enqueue", str(pdf), "--person", "P1", "--type", "diploma", "--key", "k7")
+    assert keyed["id"] == first["id"]
+    assert keyed["created"] is False
+    assert job_count(cli) == 1
+    reasons = [event["reason"] for event in cli.json("status", first["id"])["events"]]
+    assert reasons == ["enqueued by cli", "enqueued again by cli with key k7: same document"]
+
+
 def test_status_table_json_detail_and_filters(cli: Cli, tmp_path: Path) -> None:
     ids = []
     for n in range(3):
