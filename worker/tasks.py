@@ -15,7 +15,7 @@ from config import Settings
 from messaging import POLL_TASK, SWEEP_TASK, UPLOAD_TASK
 from models import make_engine, utcnow
 from worker import shutdown, sweeper
-from worker.celery_app import CeleryPublisher, create_celery_app
+from worker.celery_app import CeleryPublisher, create_celery_app, ready_api_messages
 from worker.dispatcher import DispatcherLoop
 from worker.poll_step import poll_job
 from worker.runtime import WorkerRuntime, process_owner
@@ -90,5 +90,5 @@ def register(app: Celery) -> None:
     def sweep() -> str:
         """One sweeper pass (Celery beat runs this every YFDOCS_SWEEP_INTERVAL seconds)."""
         with shutdown.in_step():
-            report = sweeper.sweep(runtime_for(app))
+            report = sweeper.sweep(runtime_for(app), ready_messages=lambda: ready_api_messages(app))
         return str(report)
