@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import date, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -61,6 +61,20 @@ def _version() -> str:
 
 DEFAULT_USER_AGENT = f"yfdocs/{_version()}"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+PdfSource = os.PathLike[str] | str | BinaryIO
+
+
+class _UploadDocument(NamedTuple):
+    """An upload's checked arguments: the PDF (a path, or a stream from `start`), its size,
+    the file name, the description and the ValidFrom date."""
+
+    source: Path | BinaryIO
+    start: int
+    size: int
+    name: str
+    text: str
+    valid: date | None
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -229,25 +243,41 @@ class YouforceClient:
 
     @staticmethod
     def _upload_args(
-        pdf_path: os.PathLike[str] | str,
+        pdf: PdfSource,
+        size: int | None,
         description: object,
         valid_from: object,
         filename: object,
-    ) -> tuple[Path, int, str, str, date | None]:
+    ) -> _UploadDocument:
         if not isinstance(description, str) or not description.strip():
             raise InvalidRequestError("description is required (a proper text, not blank)")
         if _CONTROL.search(description):
             raise InvalidRequestError("description must not contain control characters")
         valid = validate_valid_from(valid_from)
-        path = Path(pdf_path)
-        try:
-            stat = path.stat()
-        except OSError as exc:
-            raise InvalidRequestError(f"cannot read {path}: {exc.strerror}") from None
-        if not path.is_file():
-            raise InvalidRequestError(f"{path} is not a regular file")
-        name = validate_filename(path.name if filename is None else filename)
-        return path, stat.st_size, name, description, valid
+        if isinstance(pdf, str | os.PathLike):
+            path = Path(pdf)
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                raise InvalidRequestError(f"cannot read {path}: {exc.strerror}") from None
+            if not path.is_file():
+                raise InvalidRequestError(f"{path} is not a regular file")
+            name = validate_filename(path.name if filename is None else filename)
+            return _UploadDocument(path, 0, stat.st_size, name, description, valid)
+        if filename is None:
+            raise InvalidRequestError("filename is required for an upload from a stream")
+        if not pdf.seekable():
+            # A fresh body per attempt (the 401 retry) must send the document again.
+            raise InvalidRequestError("an upload stream must be seekable")
+        start = pdf.tell()
+        held = pdf.seek(0, os.SEEK_END) - start
+        pdf.seek(start)
+        if size is not None and size != held:
+            # The announced Content-Length must be what is sent: a stored document of
+            # another length than its job records is refused before any call.
+            raise InvalidRequestError(f"the stream holds {held} bytes, not the {size} expected")
+        size = held
+        return _UploadDocument(pdf, start, size, validate_filename(filename), description, valid)
 
     def _upload(self, tenant_id: str, url: str, body: Callable[[], MultipartBody]) -> UploadReceipt:
         response = self._call("upload", tenant_id, "POST", url, body=body)
@@ -266,16 +296,19 @@ class YouforceClient:
         tenant_id: str,
         person_code: str,
         document_type: DocumentType | str,
-        pdf_path: os.PathLike[str] | str,
+        pdf: PdfSource,
         *,
         description: str,
         valid_from: date | None = None,
         filename: str | None = None,
+        size: int | None = None,
     ) -> UploadReceipt:
         """Upload a PDF (v1.1, multipart/form-data) into the person's file; returns the ticket.
 
-        `filename` defaults to the file's own name; `valid_from` None sends ValidFrom empty
-        (the API then uses its system date). The file is streamed from disk.
+        `pdf` is a path, or an open seekable binary stream sent from where it stands to its
+        end; `size`, when given, must be that length (it is checked before any call). `filename` defaults to the file's own name (a
+        stream needs one); `valid_from` None sends ValidFrom empty (the API then uses its
+        system date). Either way the PDF is streamed in chunks, never held whole.
         """
         tenant = validate_tenant_id(tenant_id)
         code = validate_person_code(person_code)
@@ -283,30 +316,40 @@ class YouforceClient:
             kind = DocumentType.parse(document_type)
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from None
-        path, size, name, text, valid = self._upload_args(
-            pdf_path, description, valid_from, filename
-        )
+        doc = self._upload_args(pdf, size, description, valid_from, filename)
         url = f"{self.api_url}/learning/v1.1/employees/{quote_segment(code)}/documents/{kind.value}"
-        return self._upload(tenant, url, lambda: form_data_body(text, valid, path, size, name))
+        return self._upload(
+            tenant,
+            url,
+            lambda: form_data_body(
+                doc.text, doc.valid, doc.source, doc.size, doc.name, start=doc.start
+            ),
+        )
 
     def upload_certificate_v10(
         self,
         tenant_id: str,
         person_code: str,
-        pdf_path: os.PathLike[str] | str,
+        pdf: PdfSource,
         *,
         description: str,
         valid_from: date | None = None,
         filename: str | None = None,
+        size: int | None = None,
     ) -> UploadReceipt:
-        """Upload a certificate through the legacy v1.0 endpoint (multipart/related)."""
+        """Upload a certificate through the legacy v1.0 endpoint (multipart/related); `pdf`
+        as for `upload_document`."""
         tenant = validate_tenant_id(tenant_id)
         code = validate_person_code(person_code)
-        path, size, name, text, valid = self._upload_args(
-            pdf_path, description, valid_from, filename
-        )
+        doc = self._upload_args(pdf, size, description, valid_from, filename)
         url = f"{self.api_url}/learning/v1.0/employees/{quote_segment(code)}/documents/certificate"
-        return self._upload(tenant, url, lambda: related_body(text, valid, path, size, name))
+        return self._upload(
+            tenant,
+            url,
+            lambda: related_body(
+                doc.text, doc.valid, doc.source, doc.size, doc.name, start=doc.start
+            ),
+        )
 
     def ticket_status(self, tenant_id: str, ticket_id: str) -> TicketStatus:
         """The current status of an upload ticket."""

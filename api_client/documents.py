@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .multipart import BytesPart, FilePart, MultipartBody
 from .tickets import TicketStatus
@@ -106,9 +106,15 @@ def _quoted(value: str) -> str:
 
 
 def form_data_body(
-    description: str, valid_from: date | None, path: Path, size: int, filename: str
+    description: str,
+    valid_from: date | None,
+    source: Path | BinaryIO,
+    size: int,
+    filename: str,
+    *,
+    start: int = 0,
 ) -> MultipartBody:
-    """The v1.1 upload body; a new one per attempt."""
+    """The v1.1 upload body, the PDF from a file or a seekable stream; a new one per attempt."""
     valid = valid_from.isoformat() if valid_from is not None else ""
     return MultipartBody(
         [
@@ -127,8 +133,9 @@ def form_data_body(
                     ),
                     ("Content-Type", "application/pdf"),
                 ],
-                path,
+                source,
                 size,
+                start,
             ),
         ],
         subtype="form-data",
@@ -136,7 +143,13 @@ def form_data_body(
 
 
 def related_body(
-    description: str, valid_from: date | None, path: Path, size: int, filename: str
+    description: str,
+    valid_from: date | None,
+    source: Path | BinaryIO,
+    size: int,
+    filename: str,
+    *,
+    start: int = 0,
 ) -> MultipartBody:
     """The v1.0 upload body (certificates only); a new one per attempt."""
     metadata: dict[str, str] = {"Description": description}
@@ -153,8 +166,9 @@ def related_body(
                     ("Content-Type", "application/pdf"),
                     ("Content-Disposition", f'attachment; filename="{_quoted(filename)}"'),
                 ],
-                path,
+                source,
                 size,
+                start,
             ),
         ],
         subtype="related",

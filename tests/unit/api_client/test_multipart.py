@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.parser
 import email.policy
+import io
 import json
 import tracemalloc
 from datetime import date
@@ -14,7 +15,7 @@ import pytest
 
 from api_client import DocumentType
 from api_client.documents import form_data_body, related_body
-from api_client.multipart import BytesPart, FilePart, MultipartBody, new_boundary
+from api_client.multipart import CHUNK_SIZE, BytesPart, FilePart, MultipartBody, new_boundary
 
 
 def _drain(body: MultipartBody, size: int = 8192) -> bytes:
@@ -87,6 +88,22 @@ def test_file_is_streamed_not_loaded(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert total == len(body)
     assert peak < 1024 * 1024, f"peak {peak} bytes: the file was not streamed"
+
+
+def test_a_stream_is_sent_in_chunks_and_again_for_a_fresh_body() -> None:
+    content = bytes(range(256)) * 4000
+    stream = io.BytesIO(content)
+    first = _drain(form_data_body("d", None, stream, len(content), "s.pdf"), 7000)
+    second = form_data_body("d", None, stream, len(content), "s.pdf")
+    chunks = list(second)
+    assert max(len(chunk) for chunk in chunks) <= CHUNK_SIZE
+    assert b"\r\n\r\n" + content + b"\r\n--" in first
+    assert len(b"".join(chunks)) == len(second)
+
+
+def test_a_stream_shorter_than_its_size_is_detected() -> None:
+    with pytest.raises(OSError, match="document stream shrank"):
+        _drain(form_data_body("d", None, io.BytesIO(b"12345"), 10, "f.pdf"))
 
 
 def test_changed_file_is_detected(tmp_path: Path) -> None:
