@@ -80,6 +80,11 @@ class S3DocumentStore:
         sha256_of_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def check_bucket(self) -> None:
+        """Raise unless the bucket is there and these credentials may use it (a HEAD on a
+        missing object cannot tell a missing bucket from a missing key)."""
+        self.client.head_bucket(Bucket=self.bucket)
+
     def _size(self, key: str) -> int | None:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
