@@ -23,7 +23,8 @@ from sqlalchemy.engine import Engine
 from api_client import DocumentType
 from config import Settings
 from intake.producer import EnqueueRequest, EnqueueResult, enqueue_document
-from intake.storage import FilesystemDocumentStore
+from intake.storage import DocumentStore
+from intake.stores import open_document_store
 from intake.validation import EnqueueRejected, InvalidPdf
 from messaging import JobPublisher, PublishError
 from models import JobState, Priority, make_engine, migrate, utcnow
@@ -45,7 +46,7 @@ class ProducerServices:
 
     settings: Settings
     engine: Engine
-    store: FilesystemDocumentStore
+    store: DocumentStore
     publisher: JobPublisher
 
     @classmethod
@@ -63,7 +64,7 @@ class ProducerServices:
         return cls(
             settings=settings,
             engine=engine,
-            store=FilesystemDocumentStore(settings.storage_dir),
+            store=open_document_store(settings, engine),
             publisher=publisher,
         )
 

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from config import Settings
 from intake.producer import EnqueueRequest, enqueue_document
-from intake.storage import FilesystemDocumentStore
+from intake.stores import open_document_store
 from models import TERMINAL_STATES, JobEvent, UploadJob, make_engine, migrate
 from sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, SandboxServer
 from worker.celery_app import CeleryPublisher, create_celery_app
@@ -107,7 +107,7 @@ class ServiceUnderTest:
         migrate(self.engine)
         self.app = create_celery_app(self.settings)
         self.publisher = CeleryPublisher(self.app)
-        self.store = FilesystemDocumentStore(self.settings.storage_dir)
+        self.store = open_document_store(self.settings, self.engine)
 
     def make_settings(self, **overrides: str) -> Settings:
         values = {**self.variables, **overrides}
@@ -121,9 +121,18 @@ class ServiceUnderTest:
         self.variables.update(variables)
         self.settings = self.make_settings()
 
-    def start_worker(self, *, beat: bool = True, concurrency: int = 2) -> WorkerProcess:
+    def start_worker(
+        self,
+        *,
+        beat: bool = True,
+        concurrency: int = 2,
+        environment: dict[str, str] | None = None,
+    ) -> WorkerProcess:
+        """A worker on the service's variables, `environment` added (a data dir of its own,
+        the AWS variables of an object store)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("YFDOCS_")}
         env.update(self.variables)
+        env.update(environment or {})
         index = len(self.workers)
         log_path = self.data_dir / f"worker-{index}.log"
         argv = [sys.executable, "-m", "yfdocs", "worker", f"--concurrency={concurrency}"]
