@@ -134,6 +134,7 @@ class ServiceUnderTest:
         env.update(self.variables)
         env.update(environment or {})
         index = len(self.workers)
+        self.data_dir.mkdir(parents=True, exist_ok=True)  # the logs, whatever else is there
         log_path = self.data_dir / f"worker-{index}.log"
         argv = [sys.executable, "-m", "yfdocs", "worker", f"--concurrency={concurrency}"]
         argv += ["--loglevel=INFO", f"--hostname=test-{index}-{os.getpid()}@%h"]
