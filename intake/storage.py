@@ -113,7 +113,8 @@ class FilesystemDocumentStore:
 
     Written to a temporary file in the target folder, fsynced, then `os.replace`d into
     place: a reader (or a crash) never sees half a file, and two producers storing the same
-    bytes at once both end with the one complete copy.
+    bytes at once both end with the one complete copy. The key is the hash of the bytes
+    actually written, so a file that changed after the first look is still named right.
     """
 
     def __init__(self, root: Path) -> None:
@@ -132,6 +133,11 @@ class FilesystemDocumentStore:
         return self.root / key
 
     def put(self, source: bytes | Path) -> str:
+        # Asked first: bytes already stored are not written (and fsynced) again.
+        (sha256,), _ = source_digests(source, ("sha256",))
+        known = self.key_for(sha256.hex())
+        if (self.root / known).is_file():
+            return known
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / ".staging"
         staging.mkdir(exist_ok=True)
