@@ -17,12 +17,12 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import date, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from .documents import DocumentType, UploadReceipt, form_data_body, related_body
+from .documents import DocumentType, UploadPdf, UploadReceipt, form_data_body, related_body
 from .endpoints import check_endpoint_url
 from .errors import (
     CredentialsRejectedError,
@@ -63,18 +63,6 @@ DEFAULT_USER_AGENT = f"yfdocs/{_version()}"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 PdfSource = os.PathLike[str] | str | BinaryIO
-
-
-class _UploadDocument(NamedTuple):
-    """An upload's checked arguments: the PDF (a path, or a stream from `start`), its size,
-    the file name, the description and the ValidFrom date."""
-
-    source: Path | BinaryIO
-    start: int
-    size: int
-    name: str
-    text: str
-    valid: date | None
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -248,7 +236,7 @@ class YouforceClient:
         description: object,
         valid_from: object,
         filename: object,
-    ) -> _UploadDocument:
+    ) -> tuple[UploadPdf, str, date | None]:
         if not isinstance(description, str) or not description.strip():
             raise InvalidRequestError("description is required (a proper text, not blank)")
         if _CONTROL.search(description):
@@ -263,7 +251,7 @@ class YouforceClient:
             if not path.is_file():
                 raise InvalidRequestError(f"{path} is not a regular file")
             name = validate_filename(path.name if filename is None else filename)
-            return _UploadDocument(path, 0, stat.st_size, name, description, valid)
+            return UploadPdf(path, stat.st_size, name), description, valid
         if filename is None:
             raise InvalidRequestError("filename is required for an upload from a stream")
         if not pdf.seekable():
@@ -276,8 +264,7 @@ class YouforceClient:
             # The announced Content-Length must be what is sent: a stored document of
             # another length than its job records is refused before any call.
             raise InvalidRequestError(f"the stream holds {held} bytes, not the {size} expected")
-        size = held
-        return _UploadDocument(pdf, start, size, validate_filename(filename), description, valid)
+        return UploadPdf(pdf, held, validate_filename(filename), start), description, valid
 
     def _upload(self, tenant_id: str, url: str, body: Callable[[], MultipartBody]) -> UploadReceipt:
         response = self._call("upload", tenant_id, "POST", url, body=body)
@@ -306,9 +293,10 @@ class YouforceClient:
         """Upload a PDF (v1.1, multipart/form-data) into the person's file; returns the ticket.
 
         `pdf` is a path, or an open seekable binary stream sent from where it stands to its
-        end; `size`, when given, must be that length (it is checked before any call). `filename` defaults to the file's own name (a
-        stream needs one); `valid_from` None sends ValidFrom empty (the API then uses its
-        system date). Either way the PDF is streamed in chunks, never held whole.
+        end; `size`, when given, must be that length (it is checked before any call).
+        `filename` defaults to the file's own name (a stream needs one); `valid_from` None
+        sends ValidFrom empty (the API then uses its system date). Either way the PDF is
+        streamed in chunks, never held whole.
         """
         tenant = validate_tenant_id(tenant_id)
         code = validate_person_code(person_code)
@@ -316,15 +304,9 @@ class YouforceClient:
             kind = DocumentType.parse(document_type)
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from None
-        doc = self._upload_args(pdf, size, description, valid_from, filename)
+        document, text, valid = self._upload_args(pdf, size, description, valid_from, filename)
         url = f"{self.api_url}/learning/v1.1/employees/{quote_segment(code)}/documents/{kind.value}"
-        return self._upload(
-            tenant,
-            url,
-            lambda: form_data_body(
-                doc.text, doc.valid, doc.source, doc.size, doc.name, start=doc.start
-            ),
-        )
+        return self._upload(tenant, url, lambda: form_data_body(text, valid, document))
 
     def upload_certificate_v10(
         self,
@@ -341,15 +323,9 @@ class YouforceClient:
         as for `upload_document`."""
         tenant = validate_tenant_id(tenant_id)
         code = validate_person_code(person_code)
-        doc = self._upload_args(pdf, size, description, valid_from, filename)
+        document, text, valid = self._upload_args(pdf, size, description, valid_from, filename)
         url = f"{self.api_url}/learning/v1.0/employees/{quote_segment(code)}/documents/certificate"
-        return self._upload(
-            tenant,
-            url,
-            lambda: related_body(
-                doc.text, doc.valid, doc.source, doc.size, doc.name, start=doc.start
-            ),
-        )
+        return self._upload(tenant, url, lambda: related_body(text, valid, document))
 
     def ticket_status(self, tenant_id: str, ticket_id: str) -> TicketStatus:
         """The current status of an upload ticket."""
