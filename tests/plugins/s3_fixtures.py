@@ -23,14 +23,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import requests
 
 from intake.stores import s3_client_from_environment
+from tests.plugins.processes import stop_process
 
-__all__ = ["S3Bucket", "S3Server"]
+__all__ = ["S3Bucket", "S3Server", "create_bucket", "start_s3_server"]
 
 REGION = "eu-west-1"
 
@@ -56,12 +57,7 @@ class S3Server:
         return s3_client_from_environment(self.environment)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        stop_process(self.process)
 
 
 @dataclass
@@ -81,22 +77,19 @@ class S3Bucket:
         return int(listed.get("KeyCount", 0))
 
 
-def _unavailable(message: str) -> None:
+def _unavailable(message: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    try:
-        import moto.server  # noqa: F401  (only to know it is installed)
-    except ImportError as exc:
-        _unavailable(f"moto's server is not installed ({exc}): python3 dev.py test builds .venv")
+def start_s3_server(folder: Path) -> S3Server:
+    """moto's server on a free loopback port, its log in `folder`; RuntimeError if it does
+    not answer within 30 s. The caller stops it."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    log_path = folder / "moto.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -105,17 +98,34 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         )
     server = S3Server(process, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         with contextlib.suppress(requests.ConnectionError):
             requests.get(f"{server.endpoint}/moto-api/", timeout=1)
-            break
-        if process.poll() is not None:
-            break
+            return server
         time.sleep(0.1)
-    else:
-        process.poll()
-    if process.poll() is not None:
-        _unavailable(f"moto's server did not start: {log_path.read_text(errors='replace')}")
+    server.stop()
+    raise RuntimeError(f"moto's server did not start: {log_path.read_text(errors='replace')}")
+
+
+def create_bucket(server: S3Server, prefix: str = "documents/pdf") -> S3Bucket:
+    """A fresh bucket on `server`."""
+    name = f"yfdocs-test-{uuid.uuid4().hex[:12]}"
+    server.client().create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    return S3Bucket(server, name, prefix)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    try:
+        import moto.server  # noqa: F401  (only to know it is installed)
+    except ImportError as exc:
+        _unavailable(f"moto's server is not installed ({exc}): python3 dev.py test builds .venv")
+    try:
+        server = start_s3_server(tmp_path_factory.mktemp("moto"))
+    except RuntimeError as exc:
+        _unavailable(str(exc))
     yield server
     server.stop()
 
@@ -123,8 +133,4 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 @pytest.fixture
 def s3_bucket(s3_server: S3Server) -> S3Bucket:
     """A fresh bucket on the session's server (the server goes away with the session)."""
-    name = f"yfdocs-test-{uuid.uuid4().hex[:12]}"
-    s3_server.client().create_bucket(
-        Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION}
-    )
-    return S3Bucket(s3_server, name, "documents/pdf")
+    return create_bucket(s3_server)

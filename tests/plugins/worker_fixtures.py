@@ -28,6 +28,7 @@ from intake.producer import EnqueueRequest, enqueue_document
 from intake.stores import open_document_store
 from models import TERMINAL_STATES, JobEvent, UploadJob, make_engine, migrate
 from sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, SandboxServer
+from tests.plugins.processes import stop_process
 from worker.celery_app import CeleryPublisher, create_celery_app
 from yfdocs.sample_documents import render_text_pdf
 
@@ -299,12 +300,7 @@ class SandboxProcess:
         requests.post(f"{self.url}/_sandbox/config", json=patch, timeout=10).raise_for_status()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        stop_process(self.process)
         self._log.close()
 
 

@@ -5,7 +5,7 @@ again, with producers, readers and retention working throughout."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,33 +24,17 @@ from intake.stores import (
     StoreBuilder,
     move_documents,
 )
-from models import JobState, UploadJob, change_state, make_engine, migrate, utcnow
+from models import JobState, UploadJob, change_state, utcnow
 from models import document_store as choice
 from models import jobs as job_table
 from tests.fake_publisher import FakePublisher
 from tests.pdf_samples import make_pdf
-from tests.plugins.database_fixtures import (
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_server_url,
-    wipe_tables,
-)
+from tests.plugins.database_fixtures import migrated, wipe_tables
 from tests.plugins.s3_fixtures import S3Bucket
 
 pytestmark = pytest.mark.postgres
 
 TENANT = "4028868"
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[tuple[str, Engine]]:
-    server = postgres_server_url()
-    url = create_postgres_database(server)
-    engine = make_engine(url)
-    migrate(engine)
-    yield url, engine
-    engine.dispose()
-    drop_postgres_database(server, url)
 
 
 @dataclass
@@ -101,10 +85,11 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(database: tuple[str, Engine], tmp_path: Path, request: pytest.FixtureRequest) -> Fleet:
-    url, engine = database
-    wipe_tables(engine)
-    return Fleet(url, engine, tmp_path / "data", request)
+def fleet(
+    postgres_url: str, postgres_engine: Engine, tmp_path: Path, request: pytest.FixtureRequest
+) -> Fleet:
+    wipe_tables(postgres_engine)
+    return Fleet(postgres_url, postgres_engine, tmp_path / "data", request)
 
 
 def _retired(fleet: Fleet, job: UploadJob) -> None:
@@ -188,21 +173,39 @@ def test_a_move_copies_what_jobs_need_switches_and_is_a_no_op_when_run_again(
     assert (again.copied, again.present, again.missing) == (0, 5, [])
 
 
-class _FailsAfter:
-    """A target store whose puts fail after `budget` of them: the move is cut short."""
+class _AroundPut:
+    """A store whose puts run `before` first and `after` once done: a failure or a switch
+    of the fleet's store at an exact moment."""
 
-    def __init__(self, inner: DocumentStore, budget: int) -> None:
+    def __init__(
+        self,
+        inner: DocumentStore,
+        before: Callable[[], None] = lambda: None,
+        after: Callable[[], None] = lambda: None,
+    ) -> None:
         self.inner = inner
-        self.budget = budget
+        self.before = before
+        self.after = after
 
     def put(self, source: bytes | Path) -> str:
-        if self.budget <= 0:
-            raise OSError("the object store went away")
-        self.budget -= 1
-        return self.inner.put(source)
+        self.before()
+        key = self.inner.put(source)
+        self.after()
+        return key
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def _fails_after(budget: int) -> Callable[[], None]:
+    left = [budget]
+
+    def spend() -> None:
+        if left[0] <= 0:
+            raise OSError("the object store went away")
+        left[0] -= 1
+
+    return spend
 
 
 def test_an_interrupted_move_leaves_the_fleet_working_and_continues_when_run_again(
@@ -212,7 +215,7 @@ def test_an_interrupted_move_leaves_the_fleet_working_and_continues_when_run_aga
     jobs = [fleet.enqueue(producer, f"1000{n}", f"interrupted {n}") for n in range(3)]
     builder = fleet.builder("filesystem")
     target = StoreLocation("postgres")
-    builder._stores[target] = _FailsAfter(builder.store(target), budget=1)  # type: ignore[assignment]
+    builder._stores[target] = _AroundPut(builder.store(target), before=_fails_after(1))  # type: ignore[assignment]
 
     with pytest.raises(MoveFailed, match="the fleet still uses filesystem: run the move again"):
         move_documents(fleet.settings("filesystem"), fleet.engine, target, builder=builder)
@@ -255,35 +258,25 @@ def test_during_a_move_reads_fall_back_and_retention_deletes_from_both(fleet: Fl
         process.open(key)
 
 
-class _SwitchesAfterPut:
-    """The fleet's store, where the move switches right after this producer's put."""
-
-    def __init__(self, inner: ActiveDocumentStore, engine: Engine) -> None:
-        self.inner = inner
-        self.engine = engine
-        self.switched = False
-
-    def put(self, source: bytes | Path) -> str:
-        key = self.inner.put(source)
-        if not self.switched:
-            self.switched = choice.switch_to_move_target(
-                self.engine, source="filesystem", target="postgres", now=utcnow()
-            )
-        return key
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 def test_a_pdf_stored_in_the_source_just_before_the_switch_reaches_the_target(
     fleet: Fleet,
 ) -> None:
     producer = fleet.process("filesystem")
     producer.put(b"%PDF-1.4 claim")
     assert choice.begin_move(fleet.engine, source="filesystem", target="postgres", now=utcnow())
-    racing = _SwitchesAfterPut(producer, fleet.engine)
+    switched: list[bool] = []
+
+    def switch_once() -> None:
+        if not switched:
+            switched.append(
+                choice.switch_to_move_target(
+                    fleet.engine, source="filesystem", target="postgres", now=utcnow()
+                )
+            )
+
+    racing = _AroundPut(producer, after=switch_once)
     job = fleet.enqueue(racing, "60001", "stored just before the switch")  # type: ignore[arg-type]
-    assert racing.switched
+    assert switched == [True]
     assert fleet.concrete("filesystem").exists(job.storage_key)
     assert fleet.concrete("postgres").exists(job.storage_key), "stored again after the commit"
 
@@ -292,14 +285,10 @@ def test_a_move_that_cannot_work_is_refused_before_anything_changes(
     fleet: Fleet, tmp_path: Path
 ) -> None:
     sqlite = Settings(data_dir=tmp_path / "embedded", _env_file=None)  # type: ignore[call-arg]
-    sqlite_engine = make_engine(sqlite.resolved_database_url)
-    migrate(sqlite_engine)
-    try:
+    with migrated(sqlite.resolved_database_url) as sqlite_engine:
         with pytest.raises(MoveRefused, match="needs the database on PostgreSQL"):
             move_documents(sqlite, sqlite_engine, StoreLocation("postgres"))
         assert choice.read_store_state(sqlite_engine) is None
-    finally:
-        sqlite_engine.dispose()
 
 
 @pytest.mark.s3

@@ -5,7 +5,8 @@ The promises are `intake.storage`'s: content-addressed keys, stored once, a put 
 before it writes, complete before it returns and never seen half-written, read back as a
 seekable stream of slices (and uploaded from one), `DocumentMissing` for what is gone, and
 retention's race-free rule with a producer storing the same bytes at the same moment. The
-jobs live in a fresh PostgreSQL database for every backend, as in a fleet.
+jobs live in a fresh PostgreSQL database for every backend, as in a fleet (and, for the
+race, also in the embedded SQLite beside the filesystem store).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import io
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -36,17 +37,12 @@ from intake.storage import (
     storage_key,
 )
 from intake.stores import PostgresDocumentStore, S3DocumentStore
-from models import JobState, UploadJob, change_state, make_engine, migrate, utcnow
+from models import JobState, UploadJob, change_state, utcnow
 from models import jobs as job_table
 from sandbox import SandboxServer
 from tests.fake_publisher import FakePublisher
 from tests.pdf_samples import make_pdf
-from tests.plugins.database_fixtures import (
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_server_url,
-    wipe_tables,
-)
+from tests.plugins.database_fixtures import migrated, wipe_tables
 from tests.plugins.s3_fixtures import S3Bucket
 
 pytestmark = pytest.mark.postgres
@@ -64,17 +60,6 @@ class Backend:
     engine: Engine
     copies: Callable[[], int]
     writes: Callable[[], int]
-
-
-@pytest.fixture(scope="module")
-def jobs_engine() -> Iterator[Engine]:
-    server = postgres_server_url()
-    url = create_postgres_database(server)
-    engine = make_engine(url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
-    drop_postgres_database(server, url)
 
 
 def _filesystem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, Any]:
@@ -125,18 +110,18 @@ def _s3(bucket: S3Bucket) -> tuple[Any, Any, Any]:
 @pytest.fixture(params=["filesystem", "postgres", pytest.param("s3", marks=pytest.mark.s3)])
 def backend(
     request: pytest.FixtureRequest,
-    jobs_engine: Engine,
+    postgres_engine: Engine,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Backend:
-    wipe_tables(jobs_engine)
+    wipe_tables(postgres_engine)
     if request.param == "filesystem":
         store, copies, writes = _filesystem(tmp_path, monkeypatch)
     elif request.param == "postgres":
-        store, copies, writes = _postgres(jobs_engine, request)
+        store, copies, writes = _postgres(postgres_engine, request)
     else:
         store, copies, writes = _s3(request.getfixturevalue("s3_bucket"))
-    return Backend(request.param, store, jobs_engine, copies, writes)
+    return Backend(request.param, store, postgres_engine, copies, writes)
 
 
 def _document(label: str, size: int | None = None) -> bytes:
@@ -290,30 +275,27 @@ def test_an_upload_streams_the_document_from_the_store(
     assert part["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-def _finished_long_ago(backend: Backend, settings: Settings, pdf: bytes) -> UploadJob:
-    job = enqueue_document(
-        EnqueueRequest(
-            document=pdf, person_code="10001", document_type="certificate", tenant_id=TENANT
-        ),
-        engine=backend.engine,
-        store=backend.store,
+def _enqueue(engine: Engine, store: DocumentStore, pdf: bytes, person: str) -> UploadJob:
+    return enqueue_document(
+        EnqueueRequest(document=pdf, person_code=person, document_type="certificate"),
+        engine=engine,
+        store=store,
         publisher=FakePublisher(),
-        settings=settings,
+        settings=Settings(data_dir=Path("unused"), tenant_id=TENANT, _env_file=None),  # type: ignore[call-arg]
     ).job
-    with job_table.locked_job(backend.engine, job.id) as (session, row):
+
+
+def race_retention_against_a_producer(engine: Engine, store: DocumentStore) -> None:
+    """Retention decides a finished job's PDF is unneeded while a producer enqueues the same
+    bytes for a new job: the check, the delete and the marks are one step under the key's
+    lock, so the new job's PDF is always there afterwards (issue: retention race)."""
+    pdf = make_pdf(text=f"the same certificate twice {os.urandom(4).hex()}")
+    old = _enqueue(engine, store, pdf, "10001")
+    with job_table.locked_job(engine, old.id) as (session, row):
         assert row is not None
         change_state(
             session, row, JobState.FAILED, reason="test", now=utcnow() - timedelta(days=40)
         )
-    return job
-
-
-def test_retention_and_a_producer_storing_the_same_bytes_keep_the_new_jobs_pdf(
-    backend: Backend, tmp_path: Path
-) -> None:
-    settings = Settings(data_dir=tmp_path, tenant_id=TENANT, _env_file=None)  # type: ignore[call-arg]
-    pdf = make_pdf(text=f"the same certificate twice, {backend.name}")
-    old = _finished_long_ago(backend, settings, pdf)
     in_delete = threading.Event()
     producer_done = threading.Event()
     new_job: list[UploadJob] = []
@@ -322,30 +304,17 @@ def test_retention_and_a_producer_storing_the_same_bytes_keep_the_new_jobs_pdf(
         # Retention has decided the bytes are unneeded; a producer now stores them again.
         in_delete.set()
         producer_done.wait(timeout=1.0)  # without the lock it finishes meanwhile
-        return backend.store.delete(key)
+        return store.delete(key)
 
     def produce() -> None:
         in_delete.wait(timeout=10)
-        result = enqueue_document(
-            EnqueueRequest(
-                document=pdf, person_code="20002", document_type="certificate", tenant_id=TENANT
-            ),
-            engine=backend.engine,
-            store=backend.store,
-            publisher=FakePublisher(),
-            settings=settings,
-        )
-        new_job.append(result.job)
+        new_job.append(_enqueue(engine, store, pdf, "20002"))
         producer_done.set()
 
     producer = threading.Thread(target=produce)
     producer.start()
     deleted = job_table.delete_unneeded_documents(
-        backend.engine,
-        cutoff=utcnow() - timedelta(days=30),
-        now=utcnow(),
-        limit=10,
-        delete=delete_slowly,
+        engine, cutoff=utcnow() - timedelta(days=30), now=utcnow(), limit=10, delete=delete_slowly
     )
     producer.join(timeout=30)
 
@@ -353,6 +322,17 @@ def test_retention_and_a_producer_storing_the_same_bytes_keep_the_new_jobs_pdf(
     assert deleted == 1
     [job] = new_job
     assert job.storage_key == old.storage_key
-    assert backend.store.exists(job.storage_key), "the new job's PDF is there to upload"
-    assert job_table.find_job(backend.engine, old.id).document_deleted_at is not None
-    assert job_table.find_job(backend.engine, job.id).document_deleted_at is None
+    assert store.exists(job.storage_key), "the new job's PDF is there to upload"
+    assert job_table.find_job(engine, old.id).document_deleted_at is not None
+    assert job_table.find_job(engine, job.id).document_deleted_at is None
+
+
+def test_retention_and_a_producer_storing_the_same_bytes_keep_the_new_jobs_pdf(
+    backend: Backend,
+) -> None:
+    race_retention_against_a_producer(backend.engine, backend.store)
+
+
+def test_the_same_race_on_the_embedded_database(tmp_path: Path) -> None:
+    with migrated(f"sqlite:///{tmp_path / 'yfdocs.sqlite3'}") as engine:
+        race_retention_against_a_producer(engine, FilesystemDocumentStore(tmp_path / "docs"))
