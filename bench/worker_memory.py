@@ -143,7 +143,6 @@ def measure_worker(
                 request,
                 engine=service.engine,
                 store=service.store,
-                publisher=service.publisher,
                 settings=service.settings,
             )
             ids.append(result.job.id)

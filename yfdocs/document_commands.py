@@ -3,7 +3,9 @@
 The switch is recorded in the database, which every process reads, so the fleet follows
 it while it runs; the command then names the setting to change so that the configuration
 agrees (`intake.stores.moving` has the steps). Exit status: 0 moved (or nothing to move);
-2 refused before anything changed; 1 a copy failed (run it again: it continues).
+2 refused before anything changed (a store that is no store, a move already under way to
+another, no installation where the settings point, a schema not at head: one line, as
+every refusal, `yfdocs.refusals`); 1 a copy failed (run it again: it continues).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import click
 
 from config import Settings, StoreLocation
-from intake.stores import MoveFailed, MoveRefused, MoveReport, move_documents
-from models import make_engine, migrate
+from intake.stores import MoveFailed, MoveReport, move_documents
+from yfdocs.installation import open_database
+from yfdocs.refusals import refuse
 
 __all__ = ["COMMANDS"]
 
@@ -38,19 +41,14 @@ def move_command(ctx: click.Context, target_text: str) -> None:
     try:
         target = StoreLocation.parse(target_text)
     except ValueError as exc:
-        click.echo(f"yfdocs documents move: {exc}", err=True)
-        ctx.exit(2)
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
+        refuse(f"--to: {exc}")
+    # Only documents that exist can move: no installation is created for them (the
+    # embedded database migrates itself; a fleet's must be at head, `yfdocs migrate`).
+    engine = open_database(settings, create=False)
     try:
-        migrate(engine)
         report = move_documents(
             settings, engine, target, progress=lambda line: click.echo(line, err=True)
         )
-    except MoveRefused as exc:
-        click.echo(f"yfdocs documents move: {exc}", err=True)
-        ctx.exit(2)
     except MoveFailed as exc:
         click.echo(f"yfdocs documents move: {exc}", err=True)
         ctx.exit(1)

@@ -37,6 +37,8 @@ TABLES_CHILD_FIRST = (
     "governor_state",
     "document_blobs",
     "document_store_state",
+    "token_grants",
+    "dispatcher_lease",
 )
 
 

@@ -27,7 +27,6 @@ from intake.stores import (
 from models import JobState, UploadJob, change_state, utcnow
 from models import document_store as choice
 from models import jobs as job_table
-from tests.fake_publisher import FakePublisher
 from tests.pdf_samples import make_pdf
 from tests.plugins.database_fixtures import migrated, wipe_tables
 from tests.plugins.s3_fixtures import S3Bucket
@@ -79,7 +78,6 @@ class Fleet:
             EnqueueRequest(make_pdf(text=text), person_code=person, document_type="diploma"),
             engine=self.engine,
             store=store,
-            publisher=FakePublisher(),
             settings=self.settings("postgres"),
         ).job
 

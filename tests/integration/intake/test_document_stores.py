@@ -40,7 +40,6 @@ from intake.stores import PostgresDocumentStore, S3DocumentStore
 from models import JobState, UploadJob, change_state, utcnow
 from models import jobs as job_table
 from sandbox import SandboxServer
-from tests.fake_publisher import FakePublisher
 from tests.pdf_samples import make_pdf
 from tests.plugins.database_fixtures import migrated, wipe_tables
 from tests.plugins.s3_fixtures import S3Bucket
@@ -275,12 +274,15 @@ def test_an_upload_streams_the_document_from_the_store(
     assert part["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-def _enqueue(engine: Engine, store: DocumentStore, pdf: bytes, person: str) -> UploadJob:
+def _enqueue(
+    engine: Engine, store: DocumentStore, pdf: bytes, person: str, key: str | None = None
+) -> UploadJob:
     return enqueue_document(
-        EnqueueRequest(document=pdf, person_code=person, document_type="certificate"),
+        EnqueueRequest(
+            document=pdf, person_code=person, document_type="certificate", idempotency_key=key
+        ),
         engine=engine,
         store=store,
-        publisher=FakePublisher(),
         settings=Settings(data_dir=Path("unused"), tenant_id=TENANT, _env_file=None),  # type: ignore[call-arg]
     ).job
 
@@ -325,6 +327,38 @@ def race_retention_against_a_producer(engine: Engine, store: DocumentStore) -> N
     assert store.exists(job.storage_key), "the new job's PDF is there to upload"
     assert job_table.find_job(engine, old.id).document_deleted_at is not None
     assert job_table.find_job(engine, job.id).document_deleted_at is None
+
+
+def test_a_repeat_under_another_key_after_retention_stores_no_copy_no_job_owns(
+    backend: Backend,
+) -> None:
+    """The same content under another key is the job already there (`models.jobs`): its
+    bytes are not stored again, on any store, even once retention has deleted the first
+    copy (a copy then would belong to no job and never be deleted)."""
+    pdf = _document("sent once")
+    first = _enqueue(backend.engine, backend.store, pdf, "10001", key="lms-event-1")
+    with job_table.locked_job(backend.engine, first.id) as (session, row):
+        assert row is not None
+        change_state(
+            session, row, JobState.FAILED, reason="test", now=utcnow() - timedelta(days=40)
+        )
+    deleted = job_table.delete_unneeded_documents(
+        backend.engine,
+        cutoff=utcnow() - timedelta(days=30),
+        now=utcnow(),
+        limit=10,
+        delete=backend.store.delete,
+    )
+    assert deleted == 1
+    assert backend.copies() == 0
+    writes = backend.writes()
+
+    again = _enqueue(backend.engine, backend.store, pdf, "10001", key="lms-event-2")
+
+    assert again.id == first.id
+    assert backend.writes() == writes, "nothing written for the repeat"
+    assert backend.copies() == 0
+    assert not backend.store.exists(first.storage_key)
 
 
 def test_retention_and_a_producer_storing_the_same_bytes_keep_the_new_jobs_pdf(

@@ -1,5 +1,6 @@
 """`yfdocs documents move` as an operator runs it: from the default store of each database
-(the data dir on SQLite, the database on PostgreSQL) to S3, twice, and with a bad value."""
+(the data dir on SQLite, the database on PostgreSQL) to S3, twice, with a bad value, and
+where there is no installation (refused, nothing created, as every command that reads)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from models import document_store as choice
 from tests.pdf_samples import make_pdf
-from tests.plugins.cli_fixtures import Cli
+from tests.plugins.cli_fixtures import Cli, EmbeddedCli
 from tests.plugins.s3_fixtures import S3Bucket
 
 pytestmark = pytest.mark.s3
@@ -63,4 +64,20 @@ def test_a_store_that_is_no_store_is_refused_with_one_line(
     result = cli.run("documents", "move", "--to", value)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: --to: ")
     assert expected in result.stderr
+
+
+def test_a_move_on_a_mistyped_data_dir_names_it_and_creates_nothing(
+    embedded_cli: EmbeddedCli, s3_bucket: S3Bucket
+) -> None:
+    result = embedded_cli.run(
+        "documents", "move", "--to", s3_bucket.location_text, **s3_bucket.server.environment
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: found no yfdocs installation in {embedded_cli.data_dir} (no database there): "
+        "check YFDOCS_DATA_DIR"
+    ]
+    assert not embedded_cli.data_dir.exists()
+    assert s3_bucket.object_count() == 0

@@ -22,6 +22,8 @@ EXPECTED_TABLES = {
     "governor_state",
     "document_blobs",
     "document_store_state",
+    "token_grants",
+    "dispatcher_lease",
     "alembic_version",
 }
 EXPECTED_JOB_INDEXES = {
@@ -96,12 +98,12 @@ def _job_row(connection: Any, job_id: str, *, deleted: bool) -> None:
 
 
 @pytest.mark.parametrize(("stored", "recorded"), [(True, "filesystem"), (False, None)])
-def test_0009_records_the_filesystem_store_when_pdfs_were_stored_before_it(
+def test_0010_records_the_filesystem_store_when_pdfs_were_stored_before_it(
     tmp_path: Path, stored: bool, recorded: str | None
 ) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
-        migrate(engine, "0006")
+        migrate(engine, "0007")
         with engine.begin() as connection:
             _job_row(connection, "deleted-long-ago", deleted=True)
             if stored:

@@ -9,8 +9,8 @@
   `postgres` must not send the fleet looking for them in the database
   (`yfdocs documents move` takes them there).
 
-Revision ID: 0009
-Revises: 0006
+Revision ID: 0010
+Revises: 0007
 Create Date: 2026-12-01 23:40:00.000000
 """
 
@@ -21,8 +21,8 @@ from alembic import op
 
 import models.types
 
-revision = "0009"
-down_revision = "0006"
+revision = "0010"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -59,7 +59,7 @@ def upgrade() -> None:
                     "id": 1,
                     "active": "filesystem",
                     "changed_at": models.types.utcnow(),
-                    "reason": "schema revision 0009: PDFs stored before it are in the data dir",
+                    "reason": "schema revision 0010: PDFs stored before it are in the data dir",
                 }
             ],
         )
