@@ -17,12 +17,12 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import date, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from .documents import DocumentType, UploadReceipt, form_data_body, related_body
+from .documents import DocumentType, UploadPdf, UploadReceipt, form_data_body, related_body
 from .endpoints import check_endpoint_url
 from .errors import (
     CredentialsRejectedError,
@@ -61,6 +61,8 @@ def _version() -> str:
 
 DEFAULT_USER_AGENT = f"yfdocs/{_version()}"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+PdfSource = os.PathLike[str] | str | BinaryIO
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -229,25 +231,40 @@ class YouforceClient:
 
     @staticmethod
     def _upload_args(
-        pdf_path: os.PathLike[str] | str,
+        pdf: PdfSource,
+        size: int | None,
         description: object,
         valid_from: object,
         filename: object,
-    ) -> tuple[Path, int, str, str, date | None]:
+    ) -> tuple[UploadPdf, str, date | None]:
         if not isinstance(description, str) or not description.strip():
             raise InvalidRequestError("description is required (a proper text, not blank)")
         if _CONTROL.search(description):
             raise InvalidRequestError("description must not contain control characters")
         valid = validate_valid_from(valid_from)
-        path = Path(pdf_path)
-        try:
-            stat = path.stat()
-        except OSError as exc:
-            raise InvalidRequestError(f"cannot read {path}: {exc.strerror}") from None
-        if not path.is_file():
-            raise InvalidRequestError(f"{path} is not a regular file")
-        name = validate_filename(path.name if filename is None else filename)
-        return path, stat.st_size, name, description, valid
+        if isinstance(pdf, str | os.PathLike):
+            path = Path(pdf)
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                raise InvalidRequestError(f"cannot read {path}: {exc.strerror}") from None
+            if not path.is_file():
+                raise InvalidRequestError(f"{path} is not a regular file")
+            name = validate_filename(path.name if filename is None else filename)
+            return UploadPdf(path, stat.st_size, name), description, valid
+        if filename is None:
+            raise InvalidRequestError("filename is required for an upload from a stream")
+        if not pdf.seekable():
+            # A fresh body per attempt (the 401 retry) must send the document again.
+            raise InvalidRequestError("an upload stream must be seekable")
+        start = pdf.tell()
+        held = pdf.seek(0, os.SEEK_END) - start
+        pdf.seek(start)
+        if size is not None and size != held:
+            # The announced Content-Length must be what is sent: a stored document of
+            # another length than its job records is refused before any call.
+            raise InvalidRequestError(f"the stream holds {held} bytes, not the {size} expected")
+        return UploadPdf(pdf, held, validate_filename(filename), start), description, valid
 
     def _upload(self, tenant_id: str, url: str, body: Callable[[], MultipartBody]) -> UploadReceipt:
         response = self._call("upload", tenant_id, "POST", url, body=body)
@@ -266,16 +283,20 @@ class YouforceClient:
         tenant_id: str,
         person_code: str,
         document_type: DocumentType | str,
-        pdf_path: os.PathLike[str] | str,
+        pdf: PdfSource,
         *,
         description: str,
         valid_from: date | None = None,
         filename: str | None = None,
+        size: int | None = None,
     ) -> UploadReceipt:
         """Upload a PDF (v1.1, multipart/form-data) into the person's file; returns the ticket.
 
-        `filename` defaults to the file's own name; `valid_from` None sends ValidFrom empty
-        (the API then uses its system date). The file is streamed from disk.
+        `pdf` is a path, or an open seekable binary stream sent from where it stands to its
+        end; `size`, when given, must be that length (it is checked before any call).
+        `filename` defaults to the file's own name (a stream needs one); `valid_from` None
+        sends ValidFrom empty (the API then uses its system date). Either way the PDF is
+        streamed in chunks, never held whole.
         """
         tenant = validate_tenant_id(tenant_id)
         code = validate_person_code(person_code)
@@ -283,30 +304,28 @@ class YouforceClient:
             kind = DocumentType.parse(document_type)
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from None
-        path, size, name, text, valid = self._upload_args(
-            pdf_path, description, valid_from, filename
-        )
+        document, text, valid = self._upload_args(pdf, size, description, valid_from, filename)
         url = f"{self.api_url}/learning/v1.1/employees/{quote_segment(code)}/documents/{kind.value}"
-        return self._upload(tenant, url, lambda: form_data_body(text, valid, path, size, name))
+        return self._upload(tenant, url, lambda: form_data_body(text, valid, document))
 
     def upload_certificate_v10(
         self,
         tenant_id: str,
         person_code: str,
-        pdf_path: os.PathLike[str] | str,
+        pdf: PdfSource,
         *,
         description: str,
         valid_from: date | None = None,
         filename: str | None = None,
+        size: int | None = None,
     ) -> UploadReceipt:
-        """Upload a certificate through the legacy v1.0 endpoint (multipart/related)."""
+        """Upload a certificate through the legacy v1.0 endpoint (multipart/related); `pdf`
+        as for `upload_document`."""
         tenant = validate_tenant_id(tenant_id)
         code = validate_person_code(person_code)
-        path, size, name, text, valid = self._upload_args(
-            pdf_path, description, valid_from, filename
-        )
+        document, text, valid = self._upload_args(pdf, size, description, valid_from, filename)
         url = f"{self.api_url}/learning/v1.0/employees/{quote_segment(code)}/documents/certificate"
-        return self._upload(tenant, url, lambda: related_body(text, valid, path, size, name))
+        return self._upload(tenant, url, lambda: related_body(text, valid, document))
 
     def ticket_status(self, tenant_id: str, ticket_id: str) -> TicketStatus:
         """The current status of an upload ticket."""

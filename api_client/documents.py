@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .multipart import BytesPart, FilePart, MultipartBody
 from .tickets import TicketStatus
 
-__all__ = ["DocumentType", "UploadReceipt", "form_data_body", "related_body"]
+__all__ = ["DocumentType", "UploadPdf", "UploadReceipt", "form_data_body", "related_body"]
 
 
 class DocumentType(StrEnum):
@@ -105,9 +105,21 @@ def _quoted(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def form_data_body(
-    description: str, valid_from: date | None, path: Path, size: int, filename: str
-) -> MultipartBody:
+@dataclass(frozen=True)
+class UploadPdf:
+    """The PDF of one upload: a file, or a seekable stream sent from `start`; `size` bytes;
+    the name it is filed under. A body built from it reads it afresh each time."""
+
+    source: Path | BinaryIO
+    size: int
+    filename: str
+    start: int = 0
+
+    def part(self, headers: list[tuple[str, str]]) -> FilePart:
+        return FilePart(headers, self.source, self.size, self.start)
+
+
+def form_data_body(description: str, valid_from: date | None, pdf: UploadPdf) -> MultipartBody:
     """The v1.1 upload body; a new one per attempt."""
     valid = valid_from.isoformat() if valid_from is not None else ""
     return MultipartBody(
@@ -119,25 +131,21 @@ def form_data_body(
             BytesPart(
                 [("Content-Disposition", 'form-data; name="ValidFrom"')], valid.encode("ascii")
             ),
-            FilePart(
+            pdf.part(
                 [
                     (
                         "Content-Disposition",
-                        f'form-data; name="file"; filename="{_quoted(filename)}"',
+                        f'form-data; name="file"; filename="{_quoted(pdf.filename)}"',
                     ),
                     ("Content-Type", "application/pdf"),
-                ],
-                path,
-                size,
+                ]
             ),
         ],
         subtype="form-data",
     )
 
 
-def related_body(
-    description: str, valid_from: date | None, path: Path, size: int, filename: str
-) -> MultipartBody:
+def related_body(description: str, valid_from: date | None, pdf: UploadPdf) -> MultipartBody:
     """The v1.0 upload body (certificates only); a new one per attempt."""
     metadata: dict[str, str] = {"Description": description}
     if valid_from is not None:
@@ -148,13 +156,11 @@ def related_body(
                 [("Content-Type", "application/json; charset=UTF-8")],
                 json.dumps(metadata, ensure_ascii=False).encode("utf-8"),
             ),
-            FilePart(
+            pdf.part(
                 [
                     ("Content-Type", "application/pdf"),
-                    ("Content-Disposition", f'attachment; filename="{_quoted(filename)}"'),
-                ],
-                path,
-                size,
+                    ("Content-Disposition", f'attachment; filename="{_quoted(pdf.filename)}"'),
+                ]
             ),
         ],
         subtype="related",

@@ -1,10 +1,11 @@
-"""Multipart upload bodies streamed from disk, with a length known in advance.
+"""Multipart upload bodies streamed from disk or from an open stream, of a known length.
 
 requests would build a multipart body in memory (several copies of a 4 MB PDF per call).
 `MultipartBody` is a small file-like object instead: `read(n)` yields the part headers, then
-the file in chunks straight from disk, then the closing boundary; `len()` is known up front so
-requests sends `Content-Length` rather than chunked encoding. A body is single-use: build a
-fresh one for every attempt (the 401 retry does).
+the document in chunks straight from its file (or from a seekable stream: a document store
+that is not a folder), then the closing boundary; `len()` is known up front so requests
+sends `Content-Length` rather than chunked encoding. A body is single-use: build a fresh one
+for every attempt (the 401 retry does); a stream is sought back to its start for each.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["CHUNK_SIZE", "BytesPart", "FilePart", "MultipartBody", "file_size", "new_boundary"]
 
@@ -38,11 +40,14 @@ class BytesPart:
 
 @dataclass(frozen=True)
 class FilePart:
-    """A part read from disk in chunks when the body is sent."""
+    """A part read in chunks when the body is sent: from a file on disk, or from an open
+    binary stream, from position `start` (the body seeks there, so each body sends the
+    whole document again); exactly `size` bytes either way."""
 
     headers: Sequence[tuple[str, str]]
-    path: Path
+    source: Path | BinaryIO
     size: int
+    start: int = 0
 
 
 def _header_block(boundary: bytes, headers: Sequence[tuple[str, str]]) -> bytes:
@@ -124,16 +129,25 @@ class MultipartBody:
         yield b"--" + encoded + b"--" + _CRLF
 
     def _file_chunks(self, part: FilePart) -> Iterator[bytes]:
-        remaining = part.size
-        with open(part.path, "rb") as handle:
-            while remaining > 0:
-                chunk = handle.read(min(self._chunk_size, remaining))
-                if not chunk:
-                    raise OSError(f"{part.path} shrank while it was being sent")
-                remaining -= len(chunk)
-                yield chunk
-            if handle.read(1):
-                raise OSError(f"{part.path} grew while it was being sent")
+        if isinstance(part.source, Path):
+            with open(part.source, "rb") as handle:
+                yield from self._sized_chunks(handle, part.size, str(part.source))
+            return
+        part.source.seek(part.start)
+        yield from self._sized_chunks(part.source, part.size, "the document stream")
+
+    def _sized_chunks(self, handle: BinaryIO, size: int, name: str) -> Iterator[bytes]:
+        """Exactly `size` bytes of `handle`, a chunk at a time; OSError if it has more or less
+        (a body whose length was announced must not send anything else)."""
+        remaining = size
+        while remaining > 0:
+            chunk = handle.read(min(self._chunk_size, remaining))
+            if not chunk:
+                raise OSError(f"{name} shrank while it was being sent")
+            remaining -= len(chunk)
+            yield chunk
+        if handle.read(1):
+            raise OSError(f"{name} grew while it was being sent")
 
     def read(self, size: int | None = -1) -> bytes:
         """Up to `size` bytes (all remaining when negative or None); b"" at the end."""

@@ -169,8 +169,11 @@ class Phase:
 
 
 @contextmanager
-def fresh_service(scale: float, label: str, *, spike: bool = True) -> Iterator[ServiceUnderTest]:
-    """A new sandbox and a new data dir; every worker stopped and the sandbox shut at exit."""
+def fresh_service(
+    scale: float, label: str, *, spike: bool = True, variables: dict[str, str] | None = None
+) -> Iterator[ServiceUnderTest]:
+    """A new sandbox and a new data dir, `variables` over the scaled settings; every worker
+    stopped and the sandbox shut at exit."""
     with tempfile.TemporaryDirectory(prefix=f"yfdocs-bench-{label}-") as tmp:
         # A process of its own: in this one its threads would share the interpreter lock
         # with the enqueueing and polling below, and stamp arrivals late.
@@ -181,7 +184,7 @@ def fresh_service(scale: float, label: str, *, spike: bool = True) -> Iterator[S
         service = ServiceUnderTest(
             sandbox,  # type: ignore[arg-type]
             data_dir,
-            scaled_variables(data_dir, sandbox, scale),
+            scaled_variables(data_dir, sandbox, scale) | (variables or {}),
         )
         try:
             yield service

@@ -122,8 +122,12 @@ class TreeSampler:
         return sorted(self.peaks.values(), key=lambda p: p.pid)
 
 
-def measure_worker(paths: list[Path], scale: float, every: float) -> tuple[list[ProcessPeak], int]:
-    with fresh_service(scale, "memory") as service:
+def measure_worker(
+    paths: list[Path], scale: float, every: float, variables: dict[str, str] | None = None
+) -> tuple[list[ProcessPeak], int]:
+    """Peaks of one worker (and its pool) while it delivers `paths`; `variables` configure
+    the service (another database, another document store)."""
+    with fresh_service(scale, "memory", variables=variables) as service:
         start_fleet(service, 1)
         time.sleep(1.0)
         sampler = TreeSampler(service.workers[0].process.pid, every).start()
@@ -139,7 +143,6 @@ def measure_worker(paths: list[Path], scale: float, every: float) -> tuple[list[
                 request,
                 engine=service.engine,
                 store=service.store,
-                publisher=service.publisher,
                 settings=service.settings,
             )
             ids.append(result.job.id)

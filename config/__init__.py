@@ -6,6 +6,7 @@ room above builds on this.
 
 from __future__ import annotations
 
+from config.document_store import POSTGRES_MAX_DOCUMENT_BYTES, StoreKind, StoreLocation
 from config.settings import Settings
 
-__all__ = ["Settings"]
+__all__ = ["POSTGRES_MAX_DOCUMENT_BYTES", "Settings", "StoreKind", "StoreLocation"]

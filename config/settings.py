@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api_client.endpoints import check_endpoint_url
 from config.budgets import TimeBudgets, time_budgets
+from config.document_store import POSTGRES_MAX_DOCUMENT_BYTES, StoreLocation
 
 __all__ = ["Settings", "parse_tenant_weights"]
 
@@ -118,6 +119,13 @@ class Settings(BaseSettings):
         "doubles with each refusal up to a day, and new credentials are tried at once",
     )
     max_file_bytes: int = Field(4_000_000, ge=1)
+    document_store: str | None = Field(
+        None,
+        description="where stored PDFs live: filesystem, postgres or s3://bucket/prefix; "
+        "by default postgres when the database is PostgreSQL, else filesystem. Once "
+        "`yfdocs documents move` has run, the database names the store and this only "
+        "has to agree with it",
+    )
     pdf_active_content: Literal["refuse", "allow"] = Field(
         "refuse",
         description="refuse PDFs with JavaScript, a Launch action, embedded files or an XFA "
@@ -186,6 +194,37 @@ class Settings(BaseSettings):
     def _budgets_fit(self) -> Settings:
         self.time_budgets  # noqa: B018 (raises ValueError naming the settings that clash)
         return self
+
+    @model_validator(mode="after")
+    def _document_store_fits(self) -> Settings:
+        # Refused at start, in one line: a store that cannot hold this deployment's PDFs.
+        try:
+            location = self.document_store_location
+        except ValueError as exc:
+            raise ValueError(f"YFDOCS_DOCUMENT_STORE: {exc}") from None
+        if location.kind == "postgres" and not self.uses_postgres_database:
+            raise ValueError(
+                "YFDOCS_DOCUMENT_STORE=postgres keeps the PDFs in the database, which must "
+                "then be PostgreSQL (YFDOCS_DATABASE_URL); use filesystem or s3://bucket/prefix"
+            )
+        if location.kind == "postgres" and self.max_file_bytes > POSTGRES_MAX_DOCUMENT_BYTES:
+            raise ValueError(
+                f"YFDOCS_MAX_FILE_BYTES={self.max_file_bytes} is more than the postgres "
+                f"document store holds ({POSTGRES_MAX_DOCUMENT_BYTES} bytes a document); "
+                "lower it or use YFDOCS_DOCUMENT_STORE=s3://bucket/prefix"
+            )
+        return self
+
+    @property
+    def document_store_location(self) -> StoreLocation:
+        """The configured store, or the default: postgres on PostgreSQL, else filesystem."""
+        if self.document_store is not None and self.document_store.strip():
+            return StoreLocation.parse(self.document_store)
+        return StoreLocation("postgres" if self.uses_postgres_database else "filesystem")
+
+    @property
+    def uses_postgres_database(self) -> bool:
+        return self.resolved_database_url.startswith("postgresql")
 
     @property
     def time_budgets(self) -> TimeBudgets:

@@ -303,7 +303,9 @@ def enqueue_validated(
         return EnqueueResult(job=job, created=False)
     if not store.exists(storage_key):
         # Retention removed a file with these bytes between our put and our commit (it
-        # could not yet see this job). Now that the row exists it will not do so again.
+        # could not yet see this job), or a move switched the fleet's store after our put
+        # and before its last copy pass could see this job. Now that the row exists,
+        # retention keeps the bytes and a move copies them: put them where they belong.
         store.put(document.content)
 
     return EnqueueResult(job=job, created=True)

@@ -1,5 +1,6 @@
 """The record: the tables, the job state machine, engines, sessions and migrations, the one
-module that queries the job tables (`models.jobs`), and the error tree (`models.errors`).
+module that queries the job tables (`models.jobs`), the one that queries the document
+tables (`models.document_store`), and the error tree (`models.errors`).
 
 May import: sqlmodel, SQLAlchemy and alembic. Imports nothing of the project's other rooms:
 they all build on this, never the reverse.

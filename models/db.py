@@ -27,6 +27,7 @@ __all__ = [
     "insert_if_missing",
     "make_engine",
     "migrate",
+    "read_only_connection",
     "require_schema",
     "session_scope",
 ]
@@ -69,9 +70,28 @@ def _make_sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(_READ_ONLY):
+            connection.exec_driver_sql("BEGIN")  # a reader never waits for a writer in WAL
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+_READ_ONLY = "yfdocs_read_only"
+
+
+@contextmanager
+def read_only_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads that must never wait for another connection's writes.
+
+    On SQLite its transactions begin DEFERRED, not IMMEDIATE: in WAL mode such a reader
+    sees the last commit while a writer holds the lock, so it may run while this very
+    process holds a write transaction elsewhere (retention's key lock). It must not write.
+    """
+    with engine.connect() as connection:
+        connection.execution_options(**{_READ_ONLY: True})
+        yield connection
 
 
 def alembic_config(engine: Engine | None) -> Config:

@@ -19,7 +19,8 @@ code. The classes live in the room that raises them; the whole tree is drawn her
     │   ├── SlotWaitTimeout                      no call slot within the wait budget
     │   └── TokenWaitTimeout                     scheduling.token_cache: another process fetches
     ├── DocumentUnavailable           fail       intake.storage (the stored PDF cannot be read)
-    │   └── StorageKeyError                      a key the store never handed out
+    │   ├── StorageKeyError                      a key the store never handed out
+    │   └── DocumentMissing                      gone from its store (any backend)
     └── PublishError                  release    messaging (the broker refused: the job stays
                                                  in the database for the dispatcher's next pass)
 

@@ -66,6 +66,8 @@ __all__ = [
     "release_holds_until",
     "release_if_held",
     "requeue_finished_job",
+    "stored_document_in_use",
+    "stored_document_keys",
     "unclaimed_in_broker",
     "unmark_published",
     "waiting_work",
@@ -496,6 +498,41 @@ def lock_storage_key(session: Session, storage_key: str) -> None:
     session.execute(text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": lock_id})
 
 
+def _locked_key_users(session: Session, storage_key: str, condition: Any) -> int:
+    """Take the key's lock (`lock_storage_key`) and count the jobs with this key that meet
+    `condition`: whatever is decided on that count holds until the transaction ends."""
+    lock_storage_key(session, storage_key)
+    return session.exec(
+        select(func.count())
+        .select_from(UploadJob)
+        .where(col(UploadJob.storage_key) == storage_key)
+        .where(condition)
+    ).one()
+
+
+def stored_document_keys(engine: Engine, *, after: str | None, limit: int) -> list[str]:
+    """Up to `limit` storage keys, in key order after `after`, that some job points at whose
+    stored PDF retention has not deleted: what a copy to another store must take along."""
+    statement = select(UploadJob.storage_key).where(col(UploadJob.document_deleted_at).is_(None))
+    if after is not None:
+        statement = statement.where(col(UploadJob.storage_key) > after)
+    with Session(engine) as session:
+        return list(
+            session.exec(statement.distinct().order_by(col(UploadJob.storage_key)).limit(limit))
+        )
+
+
+@contextmanager
+def stored_document_in_use(engine: Engine, storage_key: str) -> Iterator[bool]:
+    """Whether a job still points at this stored PDF (retention has not deleted it), with
+    the key's lock held for the block: retention cannot delete it meanwhile, so a copy made
+    inside the block is never left behind as a copy no job needs."""
+    with session_scope(engine) as session:
+        yield bool(
+            _locked_key_users(session, storage_key, col(UploadJob.document_deleted_at).is_(None))
+        )
+
+
 def delete_unneeded_documents(
     engine: Engine,
     *,
@@ -532,13 +569,9 @@ def delete_unneeded_documents(
     deleted = 0
     for key in keys:
         with session_scope(engine) as session:
-            lock_storage_key(session, key)
-            needed = session.exec(
-                select(func.count())
-                .select_from(UploadJob)
-                .where(col(UploadJob.storage_key) == key)
-                .where(_still_needed(col(UploadJob.storage_key), cutoff=cutoff))
-            ).one()
+            needed = _locked_key_users(
+                session, key, _still_needed(col(UploadJob.storage_key), cutoff=cutoff)
+            )
             if needed:
                 continue  # a producer committed a job for these bytes since the scan
             if delete(key):

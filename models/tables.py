@@ -1,5 +1,5 @@
-"""The tables: upload jobs, their audit trail, the fleet's token cache, API call ledger and
-the rate governor's slots and pacing state.
+"""The tables: upload jobs, their audit trail, the fleet's token cache, API call ledger, the
+rate governor's slots and pacing state, stored PDFs and the fleet's choice of document store.
 
 The database is the record. A Celery message carries only a job id; everything a worker
 needs, and everything an operator asks months later, is here.
@@ -10,7 +10,17 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from models.states import JobState, Priority
@@ -19,6 +29,8 @@ from models.types import UTCDateTime, utcnow
 __all__ = [
     "ApiCall",
     "DispatcherLease",
+    "DocumentBlob",
+    "DocumentStoreState",
     "GovernorSlot",
     "GovernorState",
     "JobEvent",
@@ -192,6 +204,41 @@ class GovernorState(SQLModel, table=True):
         default=0.0, sa_column=Column(Float, nullable=False, server_default=text("0"))
     )
     spacing_raised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DocumentBlob(SQLModel, table=True):
+    """A stored PDF in the shared database (the postgres document store), by storage key.
+
+    Written whole in one transaction, so a reader never sees part of one; read in slices
+    (`substr`), so no process holds more of it than a slice. The table exists on SQLite too
+    (one schema everywhere) but only the postgres store writes it.
+    """
+
+    __tablename__ = "document_blobs"
+
+    storage_key: str = Field(primary_key=True, max_length=255)
+    size_bytes: int
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class DocumentStoreState(SQLModel, table=True):
+    """Which document store the fleet uses: one row (id 1), once the database names one.
+
+    Every process reads it, so that the fleet agrees on where PDFs are without every
+    process's settings having to change at the same moment. `yfdocs documents move` writes
+    it; while a move runs, `move_source` and `move_target` name both stores (the active one
+    first receives new PDFs; readers and retention look in the other as well).
+    """
+
+    __tablename__ = "document_store_state"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    active: str = Field(max_length=1024)
+    move_source: str | None = Field(default=None, max_length=1024)
+    move_target: str | None = Field(default=None, max_length=1024)
+    changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class TokenGrant(SQLModel, table=True):

@@ -4,6 +4,9 @@
 # Installs Debian's packages when they are missing; idempotent, safe to run twice.
 # On failure it names the step that failed and shows the service's own log, then exits 1:
 # the caller must check the exit status (an empty eval would hide it).
+# The S3 server the tests use (moto's) is not started here but by the test session itself
+# (tests/plugins/s3_fixtures.py): moto lives in .venv, which `dev.py test` builds only after
+# this script has run on a fresh machine; a server that does not start fails the run in CI.
 set -euo pipefail
 
 # Debian keeps the service commands (runuser, rabbitmq-server, rabbitmqctl) in sbin, which a

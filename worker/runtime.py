@@ -12,7 +12,8 @@ from sqlalchemy.engine import Engine
 
 from api_client import Timeouts, YouforceClient, parse_status_number_map
 from config import Settings
-from intake.storage import FilesystemDocumentStore
+from intake.storage import DocumentStore
+from intake.stores import open_document_store
 from messaging import JobPublisher
 from models import make_engine, utcnow
 from models.errors import Decision, YfdocsError
@@ -76,7 +77,7 @@ class WorkerRuntime:
     engine: Engine
     client: YouforceClient
     publisher: JobPublisher
-    store: FilesystemDocumentStore
+    store: DocumentStore
     poll_planner: PollPlanner
     owner: str = field(default_factory=process_owner)
     clock: Callable[[], datetime] = utcnow
@@ -92,7 +93,7 @@ class WorkerRuntime:
             client=build_client(settings, engine, build_governor(settings, engine, owner)),
             owner=owner,
             publisher=publisher,
-            store=FilesystemDocumentStore(settings.storage_dir),
+            store=open_document_store(settings, engine),
             retry_policy=RetryPolicy(
                 base_delay=settings.retry_base_delay,
                 max_delay=settings.retry_max_delay,

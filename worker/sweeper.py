@@ -298,17 +298,10 @@ def _delete_expired_documents(
 ) -> None:
     """Delete stored PDFs of jobs finished before the retention cut-off that no other job
     may still need (storage is content-addressed: one file can serve several jobs)."""
-
-    def delete(key: str) -> bool:
-        if not rt.store.exists(key):
-            return False
-        rt.store.delete(key)
-        return True
-
     report.documents_deleted += job_table.delete_unneeded_documents(
         rt.engine,
         cutoff=now - timedelta(days=rt.settings.retention_days),
         now=now,
         limit=batch_size,
-        delete=delete,
+        delete=rt.store.delete,
     )

@@ -11,7 +11,6 @@ from typing import ClassVar
 from sqlmodel import Session
 
 from api_client import DocumentType, UploadReceipt
-from intake.storage import DocumentMissing
 from models import JobState, UploadJob, change_state, record_note
 from models import jobs as job_table
 from models.errors import Decision
@@ -81,18 +80,18 @@ class UploadStep:
             return job.model_copy()
 
     def call(self, rt: WorkerRuntime, job: UploadJob) -> UploadReceipt:
-        path = rt.store.path(job.storage_key)
-        if not path.is_file():
-            raise DocumentMissing(f"stored document {job.storage_key} is missing")
-        return rt.client.upload_document(
-            job.tenant_id,
-            job.person_code,
-            DocumentType(job.document_type),
-            path,
-            description=job.description,
-            valid_from=job.valid_from,
-            filename=job.file_name,
-        )
+        # A stream from any store; a missing document raises DocumentMissing before any call.
+        with rt.store.open(job.storage_key) as document:
+            return rt.client.upload_document(
+                job.tenant_id,
+                job.person_code,
+                DocumentType(job.document_type),
+                document,
+                description=job.description,
+                valid_from=job.valid_from,
+                filename=job.file_name,
+                size=job.size_bytes,
+            )
 
     def describe(self, answer: UploadReceipt) -> str:
         return f"the document arrived (ticket {answer.ticket_id})"

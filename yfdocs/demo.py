@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from api_client import DocumentType
 from config import Settings
 from intake.producer import EnqueueRejected, EnqueueRequest, enqueue_document
-from intake.storage import FilesystemDocumentStore
+from intake.stores import open_document_store
 from models import TERMINAL_STATES, JobState, UploadJob, make_engine, migrate
 from models import jobs as job_table
 from yfdocs.sample_documents import render_text_pdf
@@ -172,7 +172,7 @@ def run_demo(base_settings: Settings, *, keep: bool = False, timeout: float = 18
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-        store = FilesystemDocumentStore(settings.storage_dir)
+        store = open_document_store(settings, engine)
         samples = demo_samples(settings.data_dir / "samples")
         job_ids: dict[str, DemoSample] = {}
         refusals: dict[str, str] = {}

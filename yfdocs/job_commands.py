@@ -33,7 +33,8 @@ from intake.producer import (
     enqueue_validated,
     validate_request,
 )
-from intake.storage import FilesystemDocumentStore
+from intake.storage import DocumentStore
+from intake.stores import open_document_store
 from intake.validation import EnqueueRejected, InvalidPdf, describe_file_error
 from models import JobState, Priority, utcnow
 from models.jobs import find_job, job_events, list_jobs
@@ -57,7 +58,7 @@ class ProducerServices:
 
     settings: Settings
     engine: Engine
-    store: FilesystemDocumentStore
+    store: DocumentStore
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProducerServices:
@@ -67,7 +68,7 @@ class ProducerServices:
         return cls(
             settings=settings,
             engine=engine,
-            store=FilesystemDocumentStore(settings.storage_dir),
+            store=open_document_store(settings, engine),
         )
 
     def enqueue(self, document: ValidatedDocument) -> EnqueueResult:

@@ -66,9 +66,9 @@ def _read_settings() -> Settings:
 
 
 def _register_commands() -> None:
-    from yfdocs import job_commands, recovery_commands, service_commands
+    from yfdocs import document_commands, job_commands, recovery_commands, service_commands
 
-    for module in (job_commands, recovery_commands, service_commands):
+    for module in (job_commands, recovery_commands, service_commands, document_commands):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from config import Settings
@@ -76,8 +77,16 @@ class Cli:
     def store_dir(self) -> Path:
         return self.data_dir / "documents"
 
-    def stored_pdfs(self) -> list[Path]:
-        return sorted(self.store_dir.rglob("*.pdf")) if self.store_dir.exists() else []
+    def stored_pdfs(self) -> list[str]:
+        """The storage keys held by the default store of this database: the data dir on
+        SQLite, the database itself on PostgreSQL."""
+        if self.database_url.startswith("postgresql"):
+            with self.engine.connect() as connection:
+                rows = connection.execute(text("SELECT storage_key FROM document_blobs"))
+                return sorted(row[0] for row in rows)
+        if not self.store_dir.exists():
+            return []
+        return sorted(str(p.relative_to(self.store_dir)) for p in self.store_dir.rglob("*.pdf"))
 
     def settings(self) -> Settings:
         return Settings(

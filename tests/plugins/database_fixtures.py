@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from models import make_engine, migrate
 __all__ = [
     "create_postgres_database",
     "drop_postgres_database",
+    "migrated",
     "postgres_server_url",
     "wipe_tables",
 ]
@@ -33,6 +35,8 @@ TABLES_CHILD_FIRST = (
     "api_calls",
     "governor_slots",
     "governor_state",
+    "document_blobs",
+    "document_store_state",
     "token_grants",
     "dispatcher_lease",
 )
@@ -87,6 +91,24 @@ def postgres_url() -> Iterator[str]:
     drop_postgres_database(server_url, url)
 
 
+@contextmanager
+def migrated(url: str) -> Iterator[Engine]:
+    """An engine on `url` with the schema at head, disposed at the end."""
+    engine = make_engine(url)
+    migrate(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    """An engine on the module's fresh PostgreSQL database, the schema at head."""
+    with migrated(postgres_url) as engine:
+        yield engine
+
+
 @pytest.fixture(
     scope="module",
     params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
@@ -108,10 +130,8 @@ def database_url(
 @pytest.fixture(scope="module")
 def migrated_engine(database_url: str) -> Iterator[Engine]:
     """An engine on `database_url` with the schema at head, shared by the module."""
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+    with migrated(database_url) as engine:
+        yield engine
 
 
 @pytest.fixture

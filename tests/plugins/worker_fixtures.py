@@ -28,9 +28,10 @@ from sqlmodel import Session, col, select
 
 from config import Settings
 from intake.producer import EnqueueRequest, enqueue_document
-from intake.storage import FilesystemDocumentStore
+from intake.stores import open_document_store
 from models import TERMINAL_STATES, JobEvent, UploadJob, make_engine, migrate
 from sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, SandboxServer
+from tests.plugins.processes import stop_process
 from worker.celery_app import create_celery_app
 from yfdocs.sample_documents import render_text_pdf
 
@@ -111,7 +112,7 @@ class ServiceUnderTest:
         self.engine = make_engine(self.settings.resolved_database_url)
         migrate(self.engine)
         self.app = create_celery_app(self.settings)
-        self.store = FilesystemDocumentStore(self.settings.storage_dir)
+        self.store = open_document_store(self.settings, self.engine)
 
     def make_settings(self, **overrides: str) -> Settings:
         values = {**self.variables, **overrides}
@@ -131,25 +132,36 @@ class ServiceUnderTest:
         env.update(self.variables, **overrides)
         return env
 
-    def _spawn(self, args: list[str], log_path: Path) -> WorkerProcess:
+    def _spawn(
+        self, args: list[str], log_path: Path, environment: dict[str, str] | None = None
+    ) -> WorkerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)  # the logs, whatever else is there
         with log_path.open("ab") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", "yfdocs", *args],
-                env=self.environment(),
+                env=self.environment(**(environment or {})),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         return WorkerProcess(process, log_path)
 
-    def start_worker(self, *, beat: bool = True, concurrency: int = 2) -> WorkerProcess:
-        """A worker; with `beat` it also runs the sweeper and the dispatcher's passes."""
+    def start_worker(
+        self,
+        *,
+        beat: bool = True,
+        concurrency: int = 2,
+        environment: dict[str, str] | None = None,
+    ) -> WorkerProcess:
+        """A worker; with `beat` it also runs the sweeper and the dispatcher's passes.
+        `environment` is added to the service's variables (a data dir of its own, the AWS
+        variables of an object store)."""
         index = len(self.workers)
         args = ["worker", f"--concurrency={concurrency}", "--loglevel=INFO"]
         args.append(f"--hostname=test-{index}-{os.getpid()}@%h")
         if not beat:
             args.append("--no-beat")
-        worker = self._spawn(args, self.data_dir / f"worker-{index}.log")
+        worker = self._spawn(args, self.data_dir / f"worker-{index}.log", environment)
         self.workers.append(worker)
         return worker
 
@@ -333,12 +345,7 @@ class SandboxProcess:
         requests.post(f"{self.url}/_sandbox/config", json=patch, timeout=10).raise_for_status()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        stop_process(self.process)
         self._log.close()
 
 

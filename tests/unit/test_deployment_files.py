@@ -126,7 +126,7 @@ def test_compose_stays_within_what_compose_v1_reads(compose: str) -> None:
     assert "required:" not in compose, "optional depends_on is Compose v2 only"
 
 
-def test_yfdocs_services_share_the_image_env_file_and_data_volume(
+def test_yfdocs_services_share_the_image_and_env_file_but_no_folder(
     compose: str, services: dict[str, str]
 ) -> None:
     anchor = compose.split("x-yfdocs: &yfdocs", 1)[1].split("\nservices:", 1)[0]
@@ -134,7 +134,10 @@ def test_yfdocs_services_share_the_image_env_file_and_data_volume(
     assert "env_file: ${YFDOCS_ENV_FILE:-.env}" in anchor
     assert "YFDOCS_DATA_DIR: /var/lib/yfdocs" in anchor
     assert "YFDOCS_BROKER_QUEUE_TYPE: ${YFDOCS_BROKER_QUEUE_TYPE:-quorum}" in anchor
-    assert "- yfdocs-data:/var/lib/yfdocs" in anchor
+    # Stored PDFs live in the database (or a bucket): workers need no shared volume.
+    assert "YFDOCS_DOCUMENT_STORE: ${YFDOCS_DOCUMENT_STORE:-postgres}" in anchor
+    assert "volumes:" not in anchor
+    assert "yfdocs-data" not in "\n".join(code_lines(compose))
     assert "init: true" in anchor
     for name in YFDOCS_SERVICES:
         assert "<<: *yfdocs" in services[name], name

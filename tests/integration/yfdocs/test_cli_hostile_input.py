@@ -6,6 +6,7 @@ refusal it must still not exist (no database, no broker folders, no stored PDF).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -102,13 +103,17 @@ def test_a_refused_option_creates_nothing(
 def test_an_accepted_document_creates_the_installation(
     embedded_cli: EmbeddedCli, tmp_path: Path
 ) -> None:
-    """The other side of the rule: the data dir appears with the first accepted input."""
+    """The other side of the rule: the data dir appears with the first accepted input,
+    holding the database and the stored PDF (the embedded store is the data dir's). The
+    broker's folders come with the first worker or dispatcher: a producer never publishes."""
     pdf = tmp_path / "ok.pdf"
     make_pdf(pdf, text="accepted")
     result = embedded_cli.run("enqueue", str(pdf), "--person", "P1", "--type", "diploma")
     assert result.returncode == 0, result.stderr
     assert (embedded_cli.data_dir / "yfdocs.sqlite3").is_file()
-    assert any((embedded_cli.data_dir / "documents").rglob("*.pdf")), "the PDF is stored"
+    digest = hashlib.sha256(pdf.read_bytes()).hexdigest()
+    stored = embedded_cli.data_dir / "documents" / digest[:2] / digest[2:4] / f"{digest}.pdf"
+    assert stored.read_bytes() == pdf.read_bytes()
     # The producer needs no broker (the dispatcher publishes): it creates no broker folder.
     assert not (embedded_cli.data_dir / "broker").exists()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 import requests
@@ -28,6 +30,12 @@ from api_client import (
 )
 
 from .fakes import API_URL, SECRET, TENANT, FakeTransport, RecordingGovernor
+
+
+class _Unseekable(io.BytesIO):
+    def seekable(self) -> bool:
+        return False
+
 
 RECEIPT = {
     "ticketId": "7ca486f6-c730-4d50-a2ec-31a3a1373366",
@@ -115,7 +123,7 @@ def test_bad_person_code_makes_no_call(
         ({"description": "a\x00b"}, "control"),
         ({"valid_from": "2024-01-01"}, "valid_from"),
         ({"filename": "../evil.pdf"}, "filename"),
-        ({"pdf_path": "/nonexistent/file.pdf"}, "cannot read"),
+        ({"pdf": "/nonexistent/file.pdf"}, "cannot read"),
         ({"tenant_id": "40\r\n28"}, "tenant"),
     ],
 )
@@ -130,7 +138,7 @@ def test_bad_upload_arguments_make_no_call(
         "tenant_id": TENANT,
         "person_code": "191166",
         "document_type": "diploma",
-        "pdf_path": pdf,
+        "pdf": pdf,
         "description": "d",
     }
     args.update(kwargs)
@@ -152,6 +160,59 @@ def test_401_refreshes_and_retries_once(
     assert len(transport.token_calls) == 2
     assert pdf.read_bytes() in second.body
     assert int(second.headers["Content-Length"]) == len(second.body)
+
+
+def test_upload_from_a_stream_sends_it_from_where_it_stands(
+    client: YouforceClient, transport: FakeTransport, pdf: Path
+) -> None:
+    content = pdf.read_bytes()
+    stream = io.BytesIO(b"ignored prefix" + content)
+    stream.seek(len(b"ignored prefix"))
+    transport.reply(401, {"message": "expired"})  # the retry needs the whole stream again
+    transport.reply(200, RECEIPT)
+    client.upload_document(
+        TENANT, "191166", "diploma", stream, description="d", filename="from-store.pdf"
+    )
+    first, second = transport.api_calls
+    for call in (first, second):
+        assert int(call.headers["Content-Length"]) == len(call.body)
+        assert b"\r\n\r\n" + content + b"\r\n--" in call.body
+        assert b"ignored prefix" not in call.body
+        assert b'filename="from-store.pdf"' in call.body
+
+
+def test_upload_from_a_stream_of_the_expected_size(
+    client: YouforceClient, transport: FakeTransport, pdf: Path
+) -> None:
+    content = pdf.read_bytes()
+    transport.reply(200, RECEIPT)
+    client.upload_certificate_v10(
+        TENANT, "191166", io.BytesIO(content), description="c", filename="c.pdf", size=len(content)
+    )
+    (call,) = transport.api_calls
+    assert content + b"\r\n--" in call.body
+
+
+@pytest.mark.parametrize(
+    ("stream", "filename", "match"),
+    [
+        pytest.param(io.BytesIO(b"%PDF"), None, "filename is required", id="no-name"),
+        pytest.param(_Unseekable(b"%PDF"), "a.pdf", "seekable", id="unseekable"),
+        pytest.param(io.BytesIO(b"%PDF-1.4 longer"), "a.pdf", "not the 4 expected", id="size"),
+    ],
+)
+def test_a_stream_that_cannot_be_sent_again_is_refused_before_any_call(
+    client: YouforceClient,
+    transport: FakeTransport,
+    stream: BinaryIO,
+    filename: str | None,
+    match: str,
+) -> None:
+    with pytest.raises(InvalidRequestError, match=match):
+        client.upload_document(
+            TENANT, "191166", "diploma", stream, description="d", filename=filename, size=4
+        )
+    assert transport.calls == []
 
 
 def test_second_401_raises(client: YouforceClient, transport: FakeTransport) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.parser
 import email.policy
+import io
 import json
 import tracemalloc
 from datetime import date
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from api_client import DocumentType
-from api_client.documents import form_data_body, related_body
-from api_client.multipart import BytesPart, FilePart, MultipartBody, new_boundary
+from api_client.documents import UploadPdf, form_data_body, related_body
+from api_client.multipart import CHUNK_SIZE, BytesPart, FilePart, MultipartBody, new_boundary
 
 
 def _drain(body: MultipartBody, size: int = 8192) -> bytes:
@@ -65,7 +66,7 @@ def test_exact_bytes_for_a_small_file(tmp_path: Path) -> None:
 def test_length_equals_bytes_produced(tmp_path: Path, size: int) -> None:
     path = tmp_path / "f.pdf"
     path.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
-    body = form_data_body("d", None, path, size, "f.pdf")
+    body = form_data_body("d", None, UploadPdf(path, size, "f.pdf"))
     data = _drain(body, 7000)
     assert len(data) == len(body)
     assert b"\r\n\r\n" + path.read_bytes() + b"\r\n--" in data
@@ -76,7 +77,7 @@ def test_file_is_streamed_not_loaded(tmp_path: Path) -> None:
     path = tmp_path / "big.pdf"
     with path.open("wb") as handle:
         handle.truncate(size)
-    body = form_data_body("d", None, path, size, "big.pdf")
+    body = form_data_body("d", None, UploadPdf(path, size, "big.pdf"))
     tracemalloc.start()
     try:
         total = 0
@@ -89,13 +90,29 @@ def test_file_is_streamed_not_loaded(tmp_path: Path) -> None:
     assert peak < 1024 * 1024, f"peak {peak} bytes: the file was not streamed"
 
 
+def test_a_stream_is_sent_in_chunks_and_again_for_a_fresh_body() -> None:
+    content = bytes(range(256)) * 4000
+    stream = io.BytesIO(content)
+    first = _drain(form_data_body("d", None, UploadPdf(stream, len(content), "s.pdf")), 7000)
+    second = form_data_body("d", None, UploadPdf(stream, len(content), "s.pdf"))
+    chunks = list(second)
+    assert max(len(chunk) for chunk in chunks) <= CHUNK_SIZE
+    assert b"\r\n\r\n" + content + b"\r\n--" in first
+    assert len(b"".join(chunks)) == len(second)
+
+
+def test_a_stream_shorter_than_its_size_is_detected() -> None:
+    with pytest.raises(OSError, match="document stream shrank"):
+        _drain(form_data_body("d", None, UploadPdf(io.BytesIO(b"12345"), 10, "f.pdf")))
+
+
 def test_changed_file_is_detected(tmp_path: Path) -> None:
     path = tmp_path / "f.pdf"
     path.write_bytes(b"12345")
-    body = form_data_body("d", None, path, 10, "f.pdf")
+    body = form_data_body("d", None, UploadPdf(path, 10, "f.pdf"))
     with pytest.raises(OSError, match="shrank"):
         _drain(body)
-    grown = form_data_body("d", None, path, 3, "f.pdf")
+    grown = form_data_body("d", None, UploadPdf(path, 3, "f.pdf"))
     with pytest.raises(OSError, match="grew"):
         _drain(grown)
 
@@ -121,7 +138,7 @@ def _parse(content_type: str, data: bytes) -> list[email.message.Message]:
 def test_v11_parts(tmp_path: Path) -> None:
     path = tmp_path / "x.pdf"
     path.write_bytes(b"%PDF-1.7 data")
-    body = form_data_body("Diploma Jan", date(2024, 5, 6), path, 13, "Diploma 2024.pdf")
+    body = form_data_body("Diploma Jan", date(2024, 5, 6), UploadPdf(path, 13, "Diploma 2024.pdf"))
     parts = _parse(body.content_type, _drain(body))
     assert [p.get_param("name", header="content-disposition") for p in parts] == [
         "Description",
@@ -138,14 +155,14 @@ def test_v11_parts(tmp_path: Path) -> None:
 def test_v11_empty_valid_from(tmp_path: Path) -> None:
     path = tmp_path / "x.pdf"
     path.write_bytes(b"%PDF")
-    data = _drain(form_data_body("d", None, path, 4, "x.pdf"))
+    data = _drain(form_data_body("d", None, UploadPdf(path, 4, "x.pdf")))
     assert b'name="ValidFrom"\r\n\r\n\r\n--' in data
 
 
 def test_v10_parts(tmp_path: Path) -> None:
     path = tmp_path / "x.pdf"
     path.write_bytes(b"%PDF-1.7 data")
-    body = related_body("Cert ü", date(2021, 1, 1), path, 13, "x.pdf")
+    body = related_body("Cert ü", date(2021, 1, 1), UploadPdf(path, 13, "x.pdf"))
     assert body.content_type == (
         f'multipart/related; type="application/json"; boundary={body.boundary}'
     )
@@ -160,7 +177,7 @@ def test_v10_parts(tmp_path: Path) -> None:
     }
     assert parts[1].get_content_type() == "application/pdf"
     assert parts[1].get_payload(decode=True) == b"%PDF-1.7 data"
-    no_date = related_body("c", None, path, 13, "x.pdf")
+    no_date = related_body("c", None, UploadPdf(path, 13, "x.pdf"))
     assert b'{"Description": "c"}' in _drain(no_date)
 
 
@@ -201,7 +218,7 @@ def test_related_body_without_a_root_type_is_refused(tmp_path: Path) -> None:
 def test_the_email_parser_reads_the_related_type(tmp_path: Path) -> None:
     path = tmp_path / "x.pdf"
     path.write_bytes(b"%PDF-1.7 data")
-    body = related_body("c", None, path, 13, "x.pdf")
+    body = related_body("c", None, UploadPdf(path, 13, "x.pdf"))
     message = email.message_from_bytes(
         f"Content-Type: {body.content_type}\r\n\r\n".encode() + _drain(body),
         policy=email.policy.HTTP,

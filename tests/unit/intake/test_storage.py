@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.storage import FilesystemDocumentStore, StorageKeyError
+from intake.storage import DocumentMissing, FilesystemDocumentStore, StorageKeyError
 
 
 def test_put_bytes_is_content_addressed(tmp_path: Path) -> None:
@@ -63,10 +63,10 @@ def test_a_failed_write_leaves_no_partial_file(
 def test_delete_and_exists(tmp_path: Path) -> None:
     store = FilesystemDocumentStore(tmp_path)
     key = store.put(b"bye")
-    store.delete(key)
+    assert store.delete(key)
     assert not store.exists(key)
-    store.delete(key)  # gone already: fine
-    with pytest.raises(FileNotFoundError):
+    assert not store.delete(key)  # gone already: fine
+    with pytest.raises(DocumentMissing, match=f"stored document {key} is missing"):
         store.open(key)
 
 

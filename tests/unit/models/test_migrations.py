@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from models import make_engine, migrate
 from models.db import alembic_config
+from models.document_store import read_store_state
 
 EXPECTED_TABLES = {
     "upload_jobs",
@@ -17,6 +20,8 @@ EXPECTED_TABLES = {
     "api_calls",
     "governor_slots",
     "governor_state",
+    "document_blobs",
+    "document_store_state",
     "token_grants",
     "dispatcher_lease",
     "alembic_version",
@@ -74,5 +79,37 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         migrate(engine)
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
+
+
+def _job_row(connection: Any, job_id: str, *, deleted: bool) -> None:
+    connection.execute(
+        text(
+            "INSERT INTO upload_jobs (id, tenant_id, person_code, document_type, description,"
+            " file_name, original_file_name, size_bytes, sha256, storage_key, source, priority,"
+            " idempotency_key, state, attempts, poll_count, created_at, updated_at,"
+            " document_deleted_at) VALUES (:id, 't', 'p', 'diploma', 'd', 'f.pdf', 'f.pdf', 1,"
+            " 'x', 'k', 'cli', 0, :id, 'complete', 1, 1, '2026-01-01 00:00:00',"
+            " '2026-01-01 00:00:00', :deleted)"
+        ),
+        {"id": job_id, "deleted": "2026-02-01 00:00:00" if deleted else None},
+    )
+
+
+@pytest.mark.parametrize(("stored", "recorded"), [(True, "filesystem"), (False, None)])
+def test_0010_records_the_filesystem_store_when_pdfs_were_stored_before_it(
+    tmp_path: Path, stored: bool, recorded: str | None
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        migrate(engine, "0007")
+        with engine.begin() as connection:
+            _job_row(connection, "deleted-long-ago", deleted=True)
+            if stored:
+                _job_row(connection, "still-stored", deleted=False)
+        migrate(engine)
+        state = read_store_state(engine)
+        assert (state.active if state else None) == recorded
     finally:
         engine.dispose()

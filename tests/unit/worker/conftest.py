@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -49,7 +49,7 @@ class UploadCall:
     tenant_id: str
     person_code: str
     document_type: DocumentType
-    path: Path
+    content: bytes
     description: str
     valid_from: date | None
     filename: str | None
@@ -99,18 +99,21 @@ class FakeClient:
         tenant_id: str,
         person_code: str,
         document_type: DocumentType | str,
-        pdf_path: Path | str,
+        pdf: Path | str | BinaryIO,
         *,
         description: str,
         valid_from: date | None = None,
         filename: str | None = None,
+        size: int | None = None,
     ) -> UploadReceipt:
+        content = Path(pdf).read_bytes() if isinstance(pdf, Path | str) else pdf.read()
+        assert size is None or size == len(content), "the size the job records is what is sent"
         self.upload_calls.append(
             UploadCall(
                 tenant_id,
                 person_code,
                 DocumentType(document_type),
-                Path(pdf_path),
+                content,
                 description,
                 valid_from,
                 filename,

@@ -517,7 +517,7 @@ def test_a_pdf_shared_with_an_unfinished_job_is_kept(h: Harness) -> None:
     # the second job still uploads its PDF
     h.client.upload_answers.append(receipt("tkt-second"))
     assert upload_job(h.rt, waiting).action == "uploaded: ticket tkt-second"
-    assert h.client.upload_calls[-1].path == h.store.path(key)
+    assert h.client.upload_calls[-1].content == h.store.path(key).read_bytes()
 
 
 def test_a_pdf_shared_with_a_recently_finished_job_is_kept_until_that_one_is_old(

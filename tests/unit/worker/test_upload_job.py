@@ -68,7 +68,7 @@ def test_upload_commits_the_ticket_and_plans_the_first_poll(h: Harness) -> None:
     (call,) = h.client.upload_calls
     assert call.tenant_id == TENANT
     assert call.person_code == "10001"
-    assert call.path == h.store.path(job.storage_key)
+    assert call.content == h.store.path(job.storage_key).read_bytes()
     assert call.filename == job.file_name
     assert call.description == job.description
 
