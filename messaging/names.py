@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 
 __all__ = [
+    "HOUSEKEEPING_TASKS",
     "POLL_TASK",
     "QUEUE_NAME",
     "SWEEP_TASK",
@@ -21,6 +22,10 @@ UPLOAD_TASK = "yfdocs.upload_document"
 POLL_TASK = "yfdocs.poll_ticket"
 SWEEP_TASK = "yfdocs.sweep"
 QUEUE_NAME = "yfdocs"
+# Tasks that keep the service running rather than deliver a document: they send no task
+# events, so Flower's task list shows deliveries only (a sweep every few seconds would
+# bury them). Every housekeeping task is named here.
+HOUSEKEEPING_TASKS = frozenset({SWEEP_TASK})
 # Every queue the workers take tasks from; on the filesystem broker the sweeper removes any
 # other queue whose messages nobody reads.
 TASK_QUEUE_NAMES = frozenset({QUEUE_NAME})

@@ -29,6 +29,7 @@ from messaging import (
     task_id_for_job,
 )
 from worker import filesystem_broker
+from worker.task_events import QuietHousekeepingAMQP, housekeeping_annotations
 
 __all__ = [
     "CeleryPublisher",
@@ -109,7 +110,12 @@ def create_celery_app(settings: Settings) -> Celery:
     The tasks are registered by `worker.tasks.create_worker_app`, which builds on this.
     """
     filesystem_broker.register()
-    app = Celery("yfdocs", broker=settings.resolved_broker_url, set_as_current=False)
+    app = Celery(
+        "yfdocs",
+        broker=settings.resolved_broker_url,
+        set_as_current=False,
+        amqp=QuietHousekeepingAMQP,  # housekeeping tasks send no task-sent event
+    )
     # Tasks always die before their lease runs out, so the sweeper never takes back a job
     # whose task is still alive; no call starts that could not end before the soft limit.
     budgets = settings.time_budgets
@@ -137,6 +143,7 @@ def create_celery_app(settings: Settings) -> Celery:
         broker_connection_timeout=PUBLISH_TIMEOUT_SECONDS,
         worker_send_task_events=True,
         task_send_sent_event=True,
+        task_annotations=housekeeping_annotations(),  # nor any other task event
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         enable_utc=True,
