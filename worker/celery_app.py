@@ -128,6 +128,9 @@ def create_celery_app(settings: Settings) -> Celery:
         result_backend=None,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A task that raised (its job failed or expired, recorded) is acknowledged and never
+        # delivered again; only a lost pool process hands its message back (the line above).
+        task_acks_on_failure=True,
         worker_prefetch_multiplier=1,
         task_time_limit=budgets.hard_time_limit,
         task_soft_time_limit=budgets.soft_time_limit,
