@@ -117,20 +117,33 @@ def beat_command(ctx: click.Context, loglevel: str) -> None:
 @click.option("--address", default="127.0.0.1", show_default=True)
 @click.pass_context
 def flower_command(ctx: click.Context, port: int | None, address: str) -> None:
-    """Run Flower on this app, behind basic auth (YFDOCS_FLOWER_USER / _PASSWORD).
+    """Run Flower on this app, behind basic auth on every page, /metrics and /healthcheck too.
 
-    Flower's /metrics and /healthcheck answer without authentication: keep it on a
-    private address, as the default does.
+    The user is YFDOCS_FLOWER_USER; the password YFDOCS_FLOWER_PASSWORD, or, without one,
+    a password generated once into the data dir (flower-password, readable only by its
+    owner), whose place is printed. On RabbitMQ, YFDOCS_FLOWER_BROKER_API fills the broker
+    page.
     """
     from worker.celery_app import create_celery_app
+    from worker.flower_auth import guard_every_route
+    from yfdocs.flower_access import FlowerAccessError, flower_credentials
 
     settings = _settings(ctx)
-    if settings.flower_password is None:
-        raise click.UsageError("set YFDOCS_FLOWER_PASSWORD: Flower never runs without auth")
-    # Given through the environment, not argv: the process list must not show it.
-    os.environ["FLOWER_BASIC_AUTH"] = (
-        f"{settings.flower_user}:{settings.flower_password.get_secret_value()}"
-    )
+    try:
+        credentials = flower_credentials(settings)
+    except FlowerAccessError as exc:
+        raise click.UsageError(str(exc)) from None
+    if credentials.generated_in is not None:
+        click.echo(
+            f"yfdocs flower: no YFDOCS_FLOWER_PASSWORD set; the password of user "
+            f"{credentials.user} is in {credentials.generated_in} (readable only by its owner)",
+            err=True,
+        )
+    # Given through the environment, not argv: the process list must not show them.
+    os.environ["FLOWER_BASIC_AUTH"] = credentials.basic_auth_option
+    if settings.flower_broker_api is not None:
+        os.environ["FLOWER_BROKER_API"] = settings.flower_broker_api.get_secret_value()
+    guard_every_route()
     app = create_celery_app(settings)
     app.start(["flower", f"--port={port or settings.flower_port}", f"--address={address}"])
 

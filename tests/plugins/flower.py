@@ -55,7 +55,7 @@ class FlowerProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"flower exited with {self.process.returncode}")
             try:
-                if self.get("/healthcheck", auth=False).status_code == 200:
+                if self.get("/healthcheck").status_code == 200:
                     return
             except requests.ConnectionError:
                 pass
