@@ -51,6 +51,7 @@ COPY config/ config/
 COPY intake/ intake/
 COPY messaging/ messaging/
 COPY models/ models/
+COPY monitoring/ monitoring/
 COPY sandbox/ sandbox/
 COPY scheduling/ scheduling/
 COPY worker/ worker/
