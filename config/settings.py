@@ -104,6 +104,16 @@ class Settings(BaseSettings):
         "http://user:password@rabbitmq:15672/api/ (it holds a password)",
     )
 
+    metrics_port: int = Field(9808, description="`yfdocs metrics`' port")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="a bearer token `yfdocs metrics` requires of every scrape (none: no check, "
+        "and then keep it on loopback)",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="log lines as plain text, or one JSON object a line"
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:

@@ -27,11 +27,11 @@ class CliContext:
 @click.pass_context
 def main(ctx: click.Context, verbose: int) -> None:
     """yfdocs: deliver LMS documents into Youforce personnel files."""
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(
-        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
-    )
-    ctx.obj = CliContext(Settings())
+    from monitoring.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings, max(logging.WARNING - 10 * verbose, logging.DEBUG))
+    ctx.obj = CliContext(settings)
 
 
 def _register_commands() -> None:

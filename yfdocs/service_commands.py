@@ -43,6 +43,11 @@ def _release_credential_holds(settings: Settings) -> None:
         click.echo(f"yfdocs: new credentials: {released} held jobs go now", err=True)
 
 
+def _quiet_if_json(settings: Settings) -> list[str]:
+    """Celery's `--quiet` (no banner on stdout) when every line must be a JSON log line."""
+    return ["--quiet"] if settings.log_format == "json" else []
+
+
 @click.command("migrate")
 @click.pass_context
 def migrate_command(ctx: click.Context) -> None:
@@ -71,6 +76,7 @@ def worker_command(
     ctx: click.Context, no_beat: bool, concurrency: int | None, loglevel: str, hostname: str | None
 ) -> None:
     """Run a Celery worker that uploads documents and follows their tickets."""
+    from worker.logging_hooks import use_yfdocs_logging
     from worker.tasks import create_worker_app
 
     settings = _settings(ctx)
@@ -78,8 +84,10 @@ def worker_command(
         raise click.UsageError("set YFDOCS_CLIENT_ID and YFDOCS_CLIENT_SECRET")
     _prepare_database(settings)
     _release_credential_holds(settings)
+    use_yfdocs_logging(settings)
     app = create_worker_app(settings)
     argv = [
+        *_quiet_if_json(settings),
         "worker",
         f"--loglevel={loglevel}",
         f"--concurrency={concurrency or settings.max_concurrency}",
@@ -99,12 +107,15 @@ def worker_command(
 def beat_command(ctx: click.Context, loglevel: str) -> None:
     """Run the sweeper's beat alone: exactly one per deployment."""
     from worker.celery_app import create_celery_app
+    from worker.logging_hooks import use_yfdocs_logging
 
     settings = _settings(ctx)
     _prepare_database(settings)
+    use_yfdocs_logging(settings)
     app = create_celery_app(settings)
     app.start(
         [
+            *_quiet_if_json(settings),
             "beat",
             f"--loglevel={loglevel}",
             f"--schedule={settings.data_dir / 'celerybeat-schedule'}",
