@@ -142,7 +142,10 @@ class ApiCall(SQLModel, table=True):
     """The ledger of calls made to Youforce: the daily quota and token budget count these."""
 
     __tablename__ = "api_calls"
-    __table_args__ = (Index("ix_api_calls_kind_at", "kind", "at"),)
+    __table_args__ = (
+        Index("ix_api_calls_kind_at", "kind", "at"),
+        Index("ix_api_calls_status_code_limit_name", "status_code", "limit_name"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
@@ -151,6 +154,8 @@ class ApiCall(SQLModel, table=True):
     job_id: str | None = Field(default=None, max_length=36, index=True)
     status_code: int | None = None
     duration_ms: int | None = None
+    # The limit a 429 named ("spike", "parallel", "quota"); None otherwise.
+    limit_name: str | None = Field(default=None, max_length=16)
 
 
 class GovernorSlot(SQLModel, table=True):

@@ -108,14 +108,20 @@ def job_calls_since(engine: Engine, job_id: str, *, kind: str, since: datetime) 
 
 
 def complete_call(
-    connection: Connection, call_id: int, *, status_code: int | None, duration: timedelta
+    connection: Connection,
+    call_id: int,
+    *,
+    status_code: int | None,
+    duration: timedelta,
+    limit_name: str | None = None,
 ) -> None:
-    """Complete a call's row with how it ended."""
+    """Complete a call's row with how it ended (and, for a 429, the limit it named)."""
     connection.execute(
         update(_calls)
         .where(_calls.c.id == call_id)
         .values(
             status_code=status_code,
             duration_ms=max(0, round(duration.total_seconds() * 1000)),
+            limit_name=limit_name[:16] if limit_name else None,
         )
     )
