@@ -1,5 +1,5 @@
-"""The tables: upload jobs, their audit trail, the fleet's token cache, API call ledger and
-the rate governor's slots and pacing state.
+"""The tables: upload jobs, their audit trail, the fleet's token cache, API call ledger, the
+rate governor's slots and pacing state, and the workers' heartbeats.
 
 The database is the record. A Celery message carries only a job id; everything a worker
 needs, and everything an operator asks months later, is here.
@@ -23,6 +23,7 @@ __all__ = [
     "JobEvent",
     "TokenCacheEntry",
     "UploadJob",
+    "WorkerHeartbeat",
     "new_job_id",
 ]
 
@@ -195,3 +196,20 @@ class GovernorState(SQLModel, table=True):
         default=0.0, sa_column=Column(Float, nullable=False, server_default=text("0"))
     )
     spacing_raised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """When each worker (by Celery node name) was last seen consuming, for the fleet's metrics.
+
+    A worker's main process writes its row every half minute while its consumer runs
+    (`worker.heartbeats`), and `stopped_at` when it shuts down cleanly; a worker that
+    vanished simply stops writing. Rows not seen for a day are deleted.
+    """
+
+    __tablename__ = "worker_heartbeats"
+
+    hostname: str = Field(primary_key=True, max_length=255)
+    pid: int | None = None
+    started_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -76,6 +76,7 @@ def worker_command(
     ctx: click.Context, no_beat: bool, concurrency: int | None, loglevel: str, hostname: str | None
 ) -> None:
     """Run a Celery worker that uploads documents and follows their tickets."""
+    from worker.heartbeats import record_worker_heartbeats
     from worker.logging_hooks import use_yfdocs_logging
     from worker.tasks import create_worker_app
 
@@ -85,6 +86,7 @@ def worker_command(
     _prepare_database(settings)
     _release_credential_holds(settings)
     use_yfdocs_logging(settings)
+    record_worker_heartbeats(settings)
     app = create_worker_app(settings)
     argv = [
         *_quiet_if_json(settings),

@@ -17,6 +17,7 @@ EXPECTED_TABLES = {
     "api_calls",
     "governor_slots",
     "governor_state",
+    "worker_heartbeats",
     "alembic_version",
 }
 EXPECTED_JOB_INDEXES = {
