@@ -16,8 +16,18 @@ from sqlalchemy.engine import Engine
 
 from models.tables import WorkerHeartbeat
 
-__all__ = ["FORGET_AFTER", "heartbeats", "record_heartbeat", "record_stopped"]
+__all__ = [
+    "CONSUMING_WITHIN",
+    "FORGET_AFTER",
+    "HEARTBEAT_EVERY",
+    "heartbeats",
+    "is_consuming",
+    "record_heartbeat",
+    "record_stopped",
+]
 
+HEARTBEAT_EVERY = timedelta(seconds=30)  # a consuming worker writes its row this often
+CONSUMING_WITHIN = 3 * HEARTBEAT_EVERY  # a row older than this: the worker is not consuming
 FORGET_AFTER = timedelta(days=1)
 
 _beats = WorkerHeartbeat.__table__  # type: ignore[attr-defined]
@@ -57,3 +67,8 @@ def heartbeats(engine: Engine) -> list[WorkerHeartbeat]:
     with engine.connect() as connection:
         rows = connection.execute(select(_beats).order_by(_beats.c.hostname)).all()
     return [WorkerHeartbeat.model_validate(row._mapping) for row in rows]
+
+
+def is_consuming(row: WorkerHeartbeat, now: datetime) -> bool:
+    """Whether the worker of this row counts as consuming at `now`."""
+    return row.stopped_at is None and now - row.last_seen_at <= CONSUMING_WITHIN

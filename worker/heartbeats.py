@@ -29,13 +29,13 @@ from sqlalchemy.pool import NullPool
 
 from config import Settings
 from models import make_engine, utcnow
-from models.workers import record_heartbeat, record_stopped
+from models.workers import HEARTBEAT_EVERY, record_heartbeat, record_stopped
 
 __all__ = ["WRITE_EVERY", "HeartbeatWriter", "record_worker_heartbeats"]
 
 log = logging.getLogger(__name__)
 
-WRITE_EVERY = 30.0  # seconds between two writes of one worker's heartbeat
+WRITE_EVERY = HEARTBEAT_EVERY.total_seconds()  # seconds between two writes of one worker
 _STOP = "stop"
 
 

@@ -33,6 +33,7 @@ TABLES_CHILD_FIRST = (
     "api_calls",
     "governor_slots",
     "governor_state",
+    "worker_heartbeats",
 )
 
 
