@@ -1,0 +1,108 @@
+"""`yfdocs metrics` against a real fleet: a worker delivers and fails documents, and the
+exporter, a process of its own, reads it all from the database.
+
+The worker's heartbeat shows it consuming while it runs and stopped once it has shut down;
+the scrape wants the bearer token of YFDOCS_METRICS_TOKEN.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.plugins.flower import free_port
+from tests.plugins.worker_fixtures import ServiceUnderTest
+from yfdocs.demo import DEMO_REJECTED_PERSON
+
+pytestmark = [pytest.mark.timeout(120)]
+
+
+@dataclass
+class Exporter:
+    process: subprocess.Popen[bytes]
+    url: str
+    token: str
+
+    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        answer = requests.get(
+            self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10
+        )
+        answer.raise_for_status()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(answer.text)
+            for sample in family.samples
+        }
+
+
+@pytest.fixture
+def exporter(service: ServiceUnderTest) -> Iterator[Exporter]:
+    port, token = free_port(), secrets.token_urlsafe(16)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YFDOCS_")}
+    env.update(service.variables, YFDOCS_METRICS_TOKEN=token)
+    log_path = service.data_dir / "metrics.log"
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "yfdocs", "metrics", f"--port={port}"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = Exporter(process, f"http://127.0.0.1:{port}/metrics", token)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            running.scrape()
+            break
+        except requests.RequestException:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        raise AssertionError(f"yfdocs metrics did not answer:\n{log_path.read_text()}")
+    yield running
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=10)
+
+
+def test_the_exporter_reads_the_fleet_from_the_database(
+    service: ServiceUnderTest, exporter: Exporter
+) -> None:
+    assert requests.get(exporter.url, timeout=5).status_code == 401
+    worker = service.start_worker()
+    hostname = f"test-0-{os.getpid()}@"
+    delivered = service.enqueue()
+    rejected = service.enqueue(person_code=DEMO_REJECTED_PERSON)
+    jobs = service.wait_for_end([delivered, rejected])
+    assert {job.state for job in jobs.values()} == {"complete", "failed"}
+
+    samples = exporter.scrape()
+    tenant = (("tenant", service.settings.tenant_id or ""),)
+    assert samples[("yfdocs_jobs", (("state", "complete"), *tenant))] == 1
+    assert samples[("yfdocs_jobs", (("state", "failed"), *tenant))] == 1
+    assert samples[("yfdocs_polls_total", (("outcome", "failed"),))] == 1
+    assert samples[("yfdocs_polls_total", (("outcome", "complete"),))] == 1
+    assert samples[("yfdocs_uploads_total", (("outcome", "uploaded"),))] == 2
+    assert samples[("yfdocs_ticket_processing_seconds_count", ())] == 1
+    assert samples[("yfdocs_api_calls_total", (("kind", "upload"), ("status", "2xx")))] == 2
+    assert samples[("yfdocs_token_requests_used", ())] >= 1
+    up = {labels: v for (name, labels), v in samples.items() if name == "celery_worker_up"}
+    (labels,) = up
+    assert dict(labels)["hostname"].startswith(hostname)
+    assert up[labels] == 1
+    assert samples[("yfdocs_workers_consuming", ())] == 1
+
+    worker.stop()
+    samples = exporter.scrape()
+    assert samples[("celery_worker_up", labels)] == 0, "a clean shutdown is recorded"
+    assert samples[("yfdocs_workers_consuming", ())] == 0
