@@ -80,12 +80,13 @@ def delivery_result(outcome: StepOutcome, job: UploadJob | None) -> DeliveryResu
     """The task's result: what the job delivers, where it stands, and what the step did."""
     if job is None:
         return {"job": outcome.job_id, "state": None, "step": outcome.action}
+    # In the order an administrator reads them (Flower's list shows the beginning).
     return {
-        "documentType": job.document_type,
         "personCode": job.person_code,
+        "documentType": job.document_type,
+        "state": job.state,
         "tenant": job.tenant_id,
         "ticket": job.ticket_id,
-        "state": job.state,
         "job": job.id,
         "step": outcome.action,
     }

@@ -12,6 +12,9 @@ from config import Settings
 __all__ = ["COMMANDS"]
 
 
+FLOWER_TASK_COLUMNS = "name,uuid,state,result,exception,received,runtime,worker"
+
+
 def _settings(ctx: click.Context) -> Settings:
     settings: Settings = ctx.obj.settings
     return settings
@@ -156,6 +159,9 @@ def flower_command(ctx: click.Context, port: int | None, address: str) -> None:
     os.environ["FLOWER_BASIC_AUTH"] = credentials.basic_auth_option
     if settings.flower_broker_api is not None:
         os.environ["FLOWER_BROKER_API"] = settings.flower_broker_api.get_secret_value()
+    # The task list shows what each task delivered and why one failed (FLOWER_TASKS_COLUMNS
+    # in the environment chooses other columns).
+    os.environ.setdefault("FLOWER_TASKS_COLUMNS", FLOWER_TASK_COLUMNS)
     guard_every_route()
     app = create_celery_app(settings)
     app.start(["flower", f"--port={port or settings.flower_port}", f"--address={address}"])
