@@ -8,71 +8,22 @@ the scrape wants the bearer token of YFDOCS_METRICS_TOKEN.
 from __future__ import annotations
 
 import os
-import secrets
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.plugins.flower import free_port
+from tests.plugins.metrics import Exporter, running_exporter
 from tests.plugins.worker_fixtures import ServiceUnderTest
 from yfdocs.demo import DEMO_REJECTED_PERSON
 
 pytestmark = [pytest.mark.timeout(120)]
 
 
-@dataclass
-class Exporter:
-    process: subprocess.Popen[bytes]
-    url: str
-    token: str
-
-    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        answer = requests.get(
-            self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10
-        )
-        answer.raise_for_status()
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(answer.text)
-            for sample in family.samples
-        }
-
-
 @pytest.fixture
 def exporter(service: ServiceUnderTest) -> Iterator[Exporter]:
-    port, token = free_port(), secrets.token_urlsafe(16)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("YFDOCS_")}
-    env.update(service.variables, YFDOCS_METRICS_TOKEN=token)
-    log_path = service.data_dir / "metrics.log"
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "yfdocs", "metrics", f"--port={port}"],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    running = Exporter(process, f"http://127.0.0.1:{port}/metrics", token)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            running.scrape()
-            break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        raise AssertionError(f"yfdocs metrics did not answer:\n{log_path.read_text()}")
-    yield running
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=10)
+    with running_exporter(service) as running:
+        yield running
 
 
 def test_the_exporter_reads_the_fleet_from_the_database(
