@@ -20,7 +20,7 @@ def metrics_command(ctx: click.Context, port: int | None, address: str) -> None:
     YFDOCS_METRICS_TOKEN set, every scrape must send it as a bearer token; without it,
     only loopback is served.
     """
-    from models import make_engine
+    from models import make_engine, migrate
     from models.db import SchemaNotReady, require_schema
     from monitoring.exposition import metrics_registry
     from monitoring.server import MetricsServer, is_loopback
@@ -32,11 +32,15 @@ def metrics_command(ctx: click.Context, port: int | None, address: str) -> None:
             f"set YFDOCS_METRICS_TOKEN to serve metrics on {address}: without a token only "
             "loopback is served"
         )
-    if settings.database_url is None:
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(url)
     try:
-        require_schema(engine)
+        if url.startswith("sqlite"):
+            migrate(engine)  # the embedded database, as the other commands do
+        else:
+            require_schema(engine)  # a fleet's schema moves with `yfdocs migrate` only
     except SchemaNotReady as exc:
         engine.dispose()
         raise click.ClickException(str(exc)) from None
