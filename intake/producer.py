@@ -1,20 +1,24 @@
-"""The one way a document becomes a job: validate -> store -> insert -> commit -> publish.
+"""The one way a document becomes a job: validate -> store -> insert -> commit.
 
 Every producer (the CLI, the library, backfill, the HTTP intake, the demo) calls
 `enqueue_document`, so every job obeys the same rules:
 
 - nothing is stored or inserted for input that is refused (`EnqueueRejected`);
-- the same document enqueued twice is one job, even when two producers race: the
-  idempotency key is unique in the database, and the loser of the race reads the winner;
-- the message is published only after the commit (the outbox rule). If the broker is
-  down the job stays `queued` with `published_at` NULL and the sweeper publishes it later;
-  the producer still answers "accepted".
+- the same document enqueued twice is one job, even when two producers race, and whatever
+  key each gave: identical content (tenant, personCode, type, SHA-256) answers the job
+  already there, and its history records the repeat; a key is unique in the database,
+  and a key reused for other content is an `IdempotencyConflict`;
+- the committed row is the whole of it. The dispatcher (`worker.dispatcher`) publishes the
+  job when it can start, in the fleet's order of work (live before backfill, tenants
+  sharing fairly), so a producer never needs the broker: it answers "accepted" whatever
+  the broker's state, and a backfill of thousands never floods it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -39,8 +43,7 @@ from intake.validation import (
     validate_tenant_id,
     validate_valid_from,
 )
-from messaging import JobPublisher, PublishError
-from models import JobState, Priority, UploadJob, utcnow
+from models import Priority, UploadJob, utcnow
 from models import jobs as job_table
 
 __all__ = [
@@ -49,12 +52,11 @@ __all__ = [
     "EnqueueRequest",
     "EnqueueResult",
     "IdempotencyConflict",
-    "PublishError",
     "ValidatedDocument",
     "ValidationError",
     "derived_idempotency_key",
     "enqueue_document",
-    "publish_job",
+    "enqueue_validated",
     "retry_job",
     "validate_request",
 ]
@@ -81,13 +83,14 @@ class IdempotencyConflict(EnqueueRejected):
 
 @dataclass(frozen=True)
 class EnqueueRequest:
-    """What a producer hands in. `document` is the PDF's bytes or a path to it.
+    """What a producer hands in. `document` is the PDF's bytes or a path to it (a `str`
+    keeps a trailing slash that `Path` would drop, so that `cert.pdf/` is refused).
 
     `description` None means "derive one" (`<Type>: <file name>`); `tenant_id` None means
     the settings' tenant; `idempotency_key` None means the key derived from the content.
     """
 
-    document: bytes | Path
+    document: bytes | str | Path
     person_code: str
     document_type: str | DocumentType
     description: str | None = None
@@ -126,10 +129,6 @@ class EnqueueResult:
     job: UploadJob
     created: bool
 
-    @property
-    def published(self) -> bool:
-        return self.job.published_at is not None
-
 
 def derived_idempotency_key(
     tenant_id: str, person_code: str, document_type: DocumentType, sha256: str
@@ -163,15 +162,19 @@ def validate_request(request: EnqueueRequest, settings: Settings) -> ValidatedDo
         content = request.document
         given_name = request.file_name or DEFAULT_FILE_NAME
     else:
-        content = read_document(Path(request.document), settings.max_file_bytes)
-        given_name = request.file_name or Path(request.document).name
+        content = read_document(request.document, settings.max_file_bytes)
+        given_name = request.file_name or os.path.basename(os.fspath(request.document))
     name = sanitise_file_name(given_name)
     description = validate_description(
         request.description
         if request.description is not None
         else default_description(document_type, name.file_name)
     )
-    facts = check_pdf(content, settings.max_file_bytes)
+    facts = check_pdf(
+        content,
+        settings.max_file_bytes,
+        refuse_active_content=settings.pdf_active_content == "refuse",
+    )
     key = (
         _caller_key(tenant_id, caller_key)
         if caller_key is not None
@@ -220,25 +223,49 @@ def _existing(engine: Engine, document: ValidatedDocument) -> UploadJob | None:
     return job
 
 
+def _key_words(document: ValidatedDocument) -> str:
+    if document.caller_key is None:
+        return "without a key"
+    return f"with key {document.caller_key}"
+
+
 def enqueue_document(
     request: EnqueueRequest,
     *,
     engine: Engine,
     store: DocumentStore,
-    publisher: JobPublisher,
     settings: Settings,
 ) -> EnqueueResult:
     """Turn a request into a queued job, or return the job it already is.
 
     Raises `EnqueueRejected` (with nothing stored) for refused input, including
-    `IdempotencyConflict`. Never raises because the broker is down.
+    `IdempotencyConflict`. Needs no broker: the dispatcher publishes the job.
     """
-    document = validate_request(request, settings)
+    return enqueue_validated(validate_request(request, settings), engine=engine, store=store)
+
+
+def enqueue_validated(
+    document: ValidatedDocument,
+    *,
+    engine: Engine,
+    store: DocumentStore,
+) -> EnqueueResult:
+    """`enqueue_document` for a request already validated: a caller that must refuse bad
+    input before it opens anything (the CLI creates no data dir for it) validates first."""
     existing = _existing(engine, document)
     if existing is not None:
         return EnqueueResult(job=existing, created=False)
 
-    storage_key = store.put(document.content)
+    # A repeat under another key needs no copy of the bytes: theirs may be gone already
+    # (retention deletes them after a finished job), and a copy no job owns would stay.
+    repeat = job_table.find_same_content(
+        engine,
+        tenant_id=document.tenant_id,
+        person_code=document.person_code,
+        document_type=document.document_type.value,
+        sha256=document.sha256,
+    )
+    storage_key = repeat.storage_key if repeat is not None else store.put(document.content)
     now = utcnow()
     job = UploadJob(
         tenant_id=document.tenant_id,
@@ -258,47 +285,31 @@ def enqueue_document(
         updated_at=now,
     )
     try:
-        job_table.insert_job(engine, job, reason=f"enqueued by {document.source}", now=now)
+        job, created = job_table.insert_job_unless_same_content(
+            engine,
+            job,
+            reason=f"enqueued by {document.source}",
+            again=f"enqueued again by {document.source} {_key_words(document)}: same document",
+            now=now,
+        )
     except IntegrityError:
-        # Another producer inserted the same key between our look-up and our insert.
+        # Another producer inserted this key, for other content, between our look-up and
+        # our insert: the look-up again finds the conflict.
         winner = _existing(engine, document)
         if winner is None:
             raise
         return EnqueueResult(job=winner, created=False)
+    if not created:
+        return EnqueueResult(job=job, created=False)
     if not store.exists(storage_key):
         # Retention removed a file with these bytes between our put and our commit (it
         # could not yet see this job). Now that the row exists it will not do so again.
         store.put(document.content)
 
-    publish_job(job, engine=engine, publisher=publisher)
     return EnqueueResult(job=job, created=True)
 
 
-def publish_job(
-    job: UploadJob, *, engine: Engine, publisher: JobPublisher, now: datetime | None = None
-) -> bool:
-    """Publish the job's id and record when; False (job left for the sweeper) if refused."""
-    try:
-        publisher.publish_upload(job.id)
-    except PublishError as exc:
-        log.warning(
-            "job %s stays queued: the broker did not take its message (%s); "
-            "the sweeper will publish it",
-            job.id,
-            exc,
-        )
-        return False
-    published_at = now or utcnow()
-    job_table.mark_published(engine, job.id, state=JobState.QUEUED, now=published_at)
-    job.published_at = published_at
-    return True
-
-
-def retry_job(
-    engine: Engine, publisher: JobPublisher, job_id: str, *, now: datetime, reason: str
-) -> UploadJob:
-    """Send a failed or expired job again from the start (`yfdocs retry`); raises
-    `models.jobs.JobNotRetryable` for any other job."""
-    job = job_table.requeue_finished_job(engine, job_id, reason=reason, now=now)
-    publish_job(job, engine=engine, publisher=publisher, now=now)
-    return job
+def retry_job(engine: Engine, job_id: str, *, now: datetime, reason: str) -> UploadJob:
+    """Queue a failed or expired job again from the start (`yfdocs retry`; the dispatcher
+    sends it); raises `models.jobs.JobNotRetryable` for any other job."""
+    return job_table.requeue_finished_job(engine, job_id, reason=reason, now=now)

@@ -8,6 +8,7 @@ speaks only these names. May import: `models` (for the error tree's root).
 from __future__ import annotations
 
 from messaging.names import (
+    HOUSEKEEPING_QUEUE_NAME,
     HOUSEKEEPING_TASKS,
     POLL_TASK,
     QUEUE_NAME,
@@ -20,6 +21,7 @@ from messaging.names import (
 from messaging.publisher import JobPublisher, PublishError
 
 __all__ = [
+    "HOUSEKEEPING_QUEUE_NAME",
     "HOUSEKEEPING_TASKS",
     "POLL_TASK",
     "QUEUE_NAME",

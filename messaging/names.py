@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 
 __all__ = [
+    "HOUSEKEEPING_QUEUE_NAME",
     "HOUSEKEEPING_TASKS",
     "POLL_TASK",
     "QUEUE_NAME",
@@ -21,14 +22,17 @@ __all__ = [
 UPLOAD_TASK = "yfdocs.upload_document"
 POLL_TASK = "yfdocs.poll_ticket"
 SWEEP_TASK = "yfdocs.sweep"
+# API work (uploads and polls) and housekeeping (sweeps, dispatch passes) travel apart, so
+# that housekeeping never waits behind a queue of uploads.
 QUEUE_NAME = "yfdocs"
-# Tasks that keep the service running rather than deliver a document: they send no task
-# events, so Flower's task list shows deliveries only (a sweep every few seconds would
-# bury them). Every housekeeping task is named here.
+HOUSEKEEPING_QUEUE_NAME = "yfdocs.housekeeping"
+# Tasks that keep the service running rather than deliver a document: they travel on the
+# housekeeping queue and send no task events, so Flower's task list shows deliveries only
+# (a sweep every few seconds would bury them). Every housekeeping task is named here.
 HOUSEKEEPING_TASKS = frozenset({SWEEP_TASK})
 # Every queue the workers take tasks from; on the filesystem broker the sweeper removes any
 # other queue whose messages nobody reads.
-TASK_QUEUE_NAMES = frozenset({QUEUE_NAME})
+TASK_QUEUE_NAMES = frozenset({QUEUE_NAME, HOUSEKEEPING_QUEUE_NAME})
 
 
 def task_id_for_job(job_id: str) -> str:

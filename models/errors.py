@@ -11,6 +11,7 @@ code. The classes live in the room that raises them; the whole tree is drawn her
     │   └── IdempotencyConflict                  intake.producer
     ├── JobNotRetryable               refuse     intake.producer (`yfdocs retry` of a live job)
     ├── SchemaNotReady                refuse     models.db (run `yfdocs migrate`)
+    ├── NoInstallation                refuse     yfdocs.installation (no database where told)
     ├── MissingCredentials            refuse     worker.runtime (no client id or secret)
     ├── CallDeferred                  defer      scheduling.governor (.until: no attempt spent)
     │   ├── QuotaExhausted                       the day's API calls are spent
@@ -20,7 +21,7 @@ code. The classes live in the room that raises them; the whole tree is drawn her
     ├── DocumentUnavailable           fail       intake.storage (the stored PDF cannot be read)
     │   └── StorageKeyError                      a key the store never handed out
     └── PublishError                  release    messaging (the broker refused: the job stays
-                                                 in the database for the sweeper)
+                                                 in the database for the dispatcher's next pass)
 
 Exceptions from outside the tree get their decision from the step runner's table:
 
