@@ -22,20 +22,21 @@ What it exports (names follow celery-exporter where it has one: `celery_worker_u
 - budgets: `yfdocs_api_quota_limit`, `_used`, `_remaining` and
   `yfdocs_api_quota_resets_timestamp_seconds`; `yfdocs_token_requests_used`,
   `yfdocs_token_requests_budget`, `yfdocs_token_budget_elapsed_ratio` (the share of the
-  budget month that has passed); the governor's `yfdocs_api_backoff_active` and
+  token budget window that has passed); the governor's `yfdocs_api_backoff_active` and
   `yfdocs_api_learned_spacing_seconds`;
+- the dispatcher and its token pacer, as `yfdocs status --fleet` shows them
+  (`scheduling.usage.delivery_outlook`): `yfdocs_token_requests_left` (the budget less
+  the requests made and granted), `yfdocs_token_grants_pending` (granted, not yet
+  fetched), `yfdocs_token_requests_allowance` (what the pacer lets the window have
+  requested by now: its even line plus its burst), `yfdocs_token_requests_reserve`,
+  `yfdocs_token_pace_per_day`; `yfdocs_delivery_windows_open` (tenants holding a token
+  now) and `yfdocs_backlog_jobs{class="poll|live|backfill_or_retry"}` (the work waiting,
+  in the dispatcher's order);
 - workers, from their heartbeats: `celery_worker_up{hostname}` (1 while fresh),
   `yfdocs_workers_consuming`, `yfdocs_worker_last_seen_seconds` (since any worker's
   last beat; absent before the first);
 - the scrape: `yfdocs_database_up` (0, and nothing else, when the database did not
   answer) and `yfdocs_metrics_scrape_duration_seconds`.
-
-**Extension point, the token pacer's allowance.** The pacer (scheduling, to come) will
-decide how many token requests the month may have spent by now. Pass its answer as
-`token_allowance` (a function of the moment, returning a number, or None when it has no
-opinion yet): the collector then exports `yfdocs_token_requests_allowance`, and the alert
-`YfdocsTokenBudgetBehindPace` should compare `yfdocs_token_requests_used` with it instead
-of with the month's elapsed share. Until then nothing is exported for it: no made-up value.
 """
 
 from __future__ import annotations
@@ -60,15 +61,13 @@ from models import Priority, utcnow
 from models import jobs as job_table
 from models import workers as worker_table
 from scheduling import ledger
-from scheduling.policy.windows import month_window
-from scheduling.usage import fleet_usage
+from scheduling.policy.windows import budget_window
+from scheduling.token_windows import outstanding_grants, token_pace
+from scheduling.usage import delivery_outlook, fleet_usage
 
-__all__ = ["TICKET_BUCKETS", "FleetCollector", "TokenAllowance", "status_class"]
+__all__ = ["TICKET_BUCKETS", "FleetCollector", "status_class"]
 
 log = logging.getLogger(__name__)
-
-# How many token requests the month may have spent by this moment (None: no opinion).
-TokenAllowance = Callable[[datetime], float | None]
 
 # Seconds from upload to `Complete`: the API says up to hours, most take a minute or two.
 TICKET_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0)
@@ -93,12 +92,10 @@ class FleetCollector(Collector):
         settings: Settings,
         *,
         clock: Callable[[], datetime] = utcnow,
-        token_allowance: TokenAllowance | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._clock = clock
-        self._token_allowance = token_allowance
 
     def describe(self) -> list[Metric]:
         """Nothing: registering the collector must not query the database."""
@@ -129,6 +126,7 @@ class FleetCollector(Collector):
         yield self._oldest_waiting(now)
         yield from self._api_calls()
         yield from self._budgets(now)
+        yield from self._dispatch(now)
         yield from self._workers(now)
 
     def _jobs(self) -> Metric:
@@ -221,6 +219,7 @@ class FleetCollector(Collector):
             now=now,
             quota_timezone=settings.quota_timezone,
             quota_window_seconds=settings.quota_window,
+            token_budget_window=settings.token_budget_window,
         )
         yield _gauge(
             "yfdocs_api_quota_limit", "API calls the quota allows a day", usage.daily_quota
@@ -244,28 +243,68 @@ class FleetCollector(Collector):
         )
         yield _gauge(
             "yfdocs_token_requests_used",
-            "Token requests made this budget month",
+            "Token requests made in this token budget window",
             usage.token_requests_this_month,
         )
         yield _gauge(
             "yfdocs_token_requests_budget",
-            "Token requests the month allows",
+            "Token requests the budget window allows",
             usage.token_monthly_budget,
         )
-        start, end = month_window(now, settings.quota_timezone)
+        start, end = budget_window(now, settings.quota_timezone, settings.token_budget_window)
         elapsed = (now - start).total_seconds() / max(1.0, (end - start).total_seconds())
         yield _gauge(
             "yfdocs_token_budget_elapsed_ratio",
-            "How much of the token budget month has passed (0 to 1)",
+            "How much of the token budget window has passed (0 to 1)",
             min(1.0, max(0.0, elapsed)),
         )
-        allowance = self._token_allowance(now) if self._token_allowance is not None else None
-        if allowance is not None:
-            yield _gauge(
-                "yfdocs_token_requests_allowance",
-                "Token requests the pacer allows to have been made by now this month",
-                allowance,
-            )
+
+    def _dispatch(self, now: datetime) -> Iterator[Metric]:
+        settings = self._settings
+        with self._engine.connect() as connection:
+            pace = token_pace(connection, settings, now)  # its `used` counts grants too
+            pending = len(outstanding_grants(connection, now))
+        outlook = delivery_outlook(self._engine, settings, now)
+        yield _gauge(
+            "yfdocs_token_requests_left",
+            "Token requests left in the budget window, less those granted and not yet made",
+            max(0, pace.budget - pace.used),
+        )
+        yield _gauge(
+            "yfdocs_token_grants_pending",
+            "Token requests the pacer granted that no worker has made yet",
+            pending,
+        )
+        yield _gauge(
+            "yfdocs_token_requests_allowance",
+            "Token requests the pacer allows the budget window to have had by now "
+            "(its even line plus its burst; live work may spend the reserve in the last day)",
+            pace.line + pace.burst,
+        )
+        yield _gauge(
+            "yfdocs_token_requests_reserve",
+            "Token requests the pacer keeps back for refused credentials and revoked tokens",
+            pace.reserve,
+        )
+        yield _gauge(
+            "yfdocs_token_pace_per_day",
+            "The pacer's pace from now on: tokens a day it may grant to the window's end",
+            round(pace.per_day(), 4),
+        )
+        yield _gauge(
+            "yfdocs_delivery_windows_open",
+            "Tenants whose token is valid now: their work may run",
+            sum(1 for window in outlook.windows if window.open_until is not None),
+        )
+        backlog = GaugeMetricFamily(
+            "yfdocs_backlog_jobs",
+            "Jobs waiting for the dispatcher, by class in its order: polls, live uploads, "
+            "backfill and retries",
+            labels=["class"],
+        )
+        for name, count in outlook.backlog_by_class.items():
+            backlog.add_metric([name], count)
+        yield backlog
 
     def _workers(self, now: datetime) -> Iterator[Metric]:
         rows = worker_table.heartbeats(self._engine)

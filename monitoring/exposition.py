@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from config import Settings
 from models import utcnow
-from monitoring.collector import FleetCollector, TokenAllowance
+from monitoring.collector import FleetCollector
 from monitoring.process_metrics import INTAKE_REQUESTS
 
 __all__ = ["metrics_registry", "render"]
@@ -31,15 +31,12 @@ def metrics_registry(
     settings: Settings,
     *,
     clock: Callable[[], datetime] = utcnow,
-    token_allowance: TokenAllowance | None = None,
     process_metrics: bool = False,
 ) -> CollectorRegistry:
     """A registry of the fleet's metrics (and, with `process_metrics`, this process's
     own counters: the intake's requests)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(
-        FleetCollector(engine, settings, clock=clock, token_allowance=token_allowance)
-    )
+    registry.register(FleetCollector(engine, settings, clock=clock))
     if process_metrics:
         registry.register(INTAKE_REQUESTS)
     return registry

@@ -22,11 +22,14 @@ from models.workers import record_heartbeat, record_stopped
 from monitoring.exposition import metrics_registry, render
 from scheduling.deferrals import QuotaExhausted
 from scheduling.ledger import complete_call, record_call
+from scheduling.token_windows import grant_window
+from tests.plugins.dispatch_fixtures import open_window
 from tests.unit.worker.conftest import START, TENANT, Harness, status
 from worker.poll_step import poll_job
 from worker.upload_step import upload_job
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+CLASSES = ("poll", "live", "backfill_or_retry")
 
 
 def scrape(h: Harness, **options: Any) -> Samples:
@@ -181,13 +184,42 @@ def test_quota_and_token_budget(fleet: Harness) -> None:
     assert value(samples, "yfdocs_token_requests_used") == 1
     assert value(samples, "yfdocs_token_requests_budget") == 400
     assert 0 <= value(samples, "yfdocs_token_budget_elapsed_ratio") <= 1
-    assert ("yfdocs_token_requests_allowance", ()) not in samples, "no made-up allowance"
 
 
-def test_the_pacers_allowance_is_exported_once_there_is_one(fleet: Harness) -> None:
-    samples = scrape(fleet, token_allowance=lambda now: 123.0)
+def test_the_dispatchers_figures_token_pace_windows_and_backlog(
+    make_harness: Callable[..., Harness], database_url: str, db_engine: Engine
+) -> None:
+    # A 30-day budget window: the pacer's burst is one day's share, (400 - 40) / 30 = 12.
+    h = make_harness(database_url=database_url, token_budget_window=30 * 86400.0)
+    h.enqueue(person_code="10001")
+    h.enqueue(person_code="20002", priority=Priority.BACKFILL)
+    h.enqueue(person_code="30003", priority=Priority.BACKFILL)
+    h.polling_job("tkt-open")
+    now = h.rt.clock()
+    call(h.engine, now, "token", 200)
+    call(h.engine, now, "token", 200)
+    open_window(h.engine, TENANT, expires_at=now + timedelta(hours=1))
+    open_window(h.engine, "other", expires_at=now + timedelta(seconds=10))  # about to end
+    granted = grant_window(h.engine, h.rt.settings, "third", live=True, now=now, reason="t")
+    assert granted is not None
 
-    assert value(samples, "yfdocs_token_requests_allowance") == 123
+    samples = scrape(h)
+
+    assert value(samples, "yfdocs_token_requests_used") == 2, "made; the grant is not"
+    assert value(samples, "yfdocs_token_grants_pending") == 1
+    assert value(samples, "yfdocs_token_requests_left") == 400 - 2 - 1
+    assert value(samples, "yfdocs_token_requests_reserve") == 40
+    elapsed = value(samples, "yfdocs_token_budget_elapsed_ratio")
+    assert value(samples, "yfdocs_token_requests_allowance") == pytest.approx(
+        360 * elapsed + 12, abs=0.01
+    )
+    days_left = 30 * (1 - elapsed)
+    assert value(samples, "yfdocs_token_pace_per_day") == pytest.approx(
+        (400 - 3 - 40) / days_left, rel=1e-3
+    )
+    assert value(samples, "yfdocs_delivery_windows_open") == 1, "a token within the margin"
+    backlog = {c: value(samples, "yfdocs_backlog_jobs", **{"class": c}) for c in CLASSES}
+    assert backlog == {"poll": 1, "live": 1, "backfill_or_retry": 2}
 
 
 def test_workers_up_from_their_heartbeats(fleet: Harness) -> None:
