@@ -102,13 +102,18 @@ def test_a_refused_option_creates_nothing(
 def test_an_accepted_document_creates_the_installation(
     embedded_cli: EmbeddedCli, tmp_path: Path
 ) -> None:
-    """The other side of the rule: the data dir appears with the first accepted input."""
+    """The other side of the rule: the data dir appears with the first accepted input.
+
+    The database and the stored PDF; no broker folder, since enqueuing needs no broker
+    (the dispatcher publishes the job when it can start)."""
     pdf = tmp_path / "ok.pdf"
     make_pdf(pdf, text="accepted")
     result = embedded_cli.run("enqueue", str(pdf), "--person", "P1", "--type", "diploma")
     assert result.returncode == 0, result.stderr
     assert (embedded_cli.data_dir / "yfdocs.sqlite3").is_file()
-    assert (embedded_cli.data_dir / "broker" / "queue").is_dir()
+    stored = [path for path in (embedded_cli.data_dir / "documents").rglob("*") if path.is_file()]
+    assert len(stored) == 1, stored
+    assert not (embedded_cli.data_dir / "broker").exists()
 
 
 @pytest.mark.parametrize(
