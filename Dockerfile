@@ -51,6 +51,7 @@ COPY config/ config/
 COPY intake/ intake/
 COPY messaging/ messaging/
 COPY models/ models/
+COPY monitoring/ monitoring/
 COPY sandbox/ sandbox/
 COPY scheduling/ scheduling/
 COPY worker/ worker/
@@ -80,8 +81,9 @@ USER 10001:10001
 # No .env is read from here (settings read one from the working directory).
 WORKDIR /opt/yfdocs
 
-# Flower (`yfdocs flower --address 0.0.0.0`) and the sandbox (`python -m sandbox --host 0.0.0.0`).
-EXPOSE 5555 8765
+# Flower (`yfdocs flower --address 0.0.0.0`), the sandbox (`python -m sandbox --host 0.0.0.0`)
+# and the metrics (`yfdocs metrics --address 0.0.0.0`, which then needs YFDOCS_METRICS_TOKEN).
+EXPOSE 5555 8765 9808
 
 ENTRYPOINT ["yfdocs-entrypoint"]
 CMD ["yfdocs", "--help"]

@@ -157,8 +157,27 @@ class Settings(BaseSettings):
     status_number_map: str = "0:InProgress,1:Complete,2:Failed,3:Rejected"
 
     flower_user: str = "admin"
-    flower_password: SecretStr | None = None
+    flower_password: SecretStr | None = Field(
+        None,
+        description="Flower's basic-auth password; without one, `yfdocs flower` generates one "
+        "and keeps it in the data dir (flower-password, mode 0600)",
+    )
     flower_port: int = 5555
+    flower_broker_api: SecretStr | None = Field(
+        None,
+        description="RabbitMQ's management API for Flower's broker page, e.g. "
+        "http://user:password@rabbitmq:15672/api/ (it holds a password)",
+    )
+
+    metrics_port: int = Field(9808, description="`yfdocs metrics`' port")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="a bearer token `yfdocs metrics` requires of every scrape (none: no check, "
+        "and then keep it on loopback)",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="log lines as plain text, or one JSON object a line"
+    )
 
     @field_validator("data_dir")
     @classmethod

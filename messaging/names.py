@@ -26,6 +26,9 @@ SWEEP_TASK = "yfdocs.sweep"
 # that housekeeping never waits behind a queue of uploads.
 QUEUE_NAME = "yfdocs"
 HOUSEKEEPING_QUEUE_NAME = "yfdocs.housekeeping"
+# Tasks that keep the service running rather than deliver a document: they travel on the
+# housekeeping queue and send no task events, so Flower's task list shows deliveries only
+# (a sweep every few seconds would bury them). Every housekeeping task is named here.
 HOUSEKEEPING_TASKS = frozenset({SWEEP_TASK})
 # Every queue the workers take tasks from; on the filesystem broker the sweeper removes any
 # other queue whose messages nobody reads.

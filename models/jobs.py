@@ -3,9 +3,9 @@
 As procrastinate's `manager.py` does for its jobs, this module holds every read and write of
 a job row that the service makes: the producer's insert and its look-ups by key and by
 content, the steps' claims under a lease and the recording of their outcomes, the sweeper's
-scans for what is due, the scheduling rules' counts, and the views' listings. Other rooms
-call these functions; none of them builds a query on these tables itself, so an index, a
-lock or a state rule is read and changed in one place.
+scans for what is due, the scheduling rules' counts, the metrics' counts, and the views'
+listings. Other rooms call these functions; none of them builds a query on these tables
+itself, so an index, a lock or a state rule is read and changed in one place.
 
 Changes of state go through `models.history` (`change_state`, `record_note`), which writes
 the event row with every change: no transition without its line in the history.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, text, update
+from sqlalchemy import and_, case, exists, extract, func, or_, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
@@ -34,15 +34,19 @@ from models.states import TERMINAL_STATES, JobState, Priority
 from models.tables import JobEvent, UploadJob
 
 __all__ = [
+    "STEP_OUTCOMES",
+    "UNFINISHED_STATES",
     "AmbiguousJobId",
     "CompletedTicket",
     "DueJob",
+    "DurationHistogram",
     "JobNotFound",
     "JobNotRetryable",
     "WaitingWork",
     "count_created_since",
     "count_jobs",
     "counts_by_state",
+    "counts_by_state_and_tenant",
     "delete_unneeded_documents",
     "due_work",
     "expired_lease_ids",
@@ -60,14 +64,17 @@ __all__ = [
     "lost_message_candidates",
     "mark_for_redispatch",
     "mark_published",
+    "oldest_waiting_since",
     "peek_queued_priority",
     "peek_state",
     "recent_completed_tickets",
     "release_holds_until",
     "release_if_held",
     "requeue_finished_job",
+    "step_outcome_counts",
     "stored_document_in_use",
     "stored_document_keys",
+    "ticket_duration_histogram",
     "unclaimed_in_broker",
     "unmark_published",
     "waiting_work",
@@ -753,6 +760,122 @@ def release_holds_until(engine: Engine, held_until: datetime, *, now: datetime, 
             record_note(session, job, reason=note, now=now)
             released += 1
     return released
+
+
+# -- what the metrics read ----------------------------------------------------------------------
+
+# Each step's outcome as its event records it: (step, outcome, from_state, to_state, the
+# reason's shape or None). Notes (from_state == to_state) are told apart by the words the
+# poll step writes (`worker.poll_step`); tests/unit/monitoring/test_collector.py runs the
+# real steps, so a change of wording there fails here.
+_DEFERRED = "no API call available%"
+STEP_OUTCOMES: tuple[tuple[str, str, str, str, str | None], ...] = (
+    ("upload", "uploaded", "uploading", "polling", None),
+    ("upload", "failed", "uploading", "failed", None),
+    ("upload", "deferred", "uploading", "queued", _DEFERRED),
+    ("upload", "retried", "uploading", "queued", None),
+    ("poll", "complete", "polling", "complete", None),
+    ("poll", "failed", "polling", "failed", None),
+    ("poll", "expired", "polling", "expired", None),
+    ("poll", "in_progress", "polling", "polling", "ticket % still %"),
+    ("poll", "check_failed", "polling", "polling", "status check %"),
+    ("poll", "deferred", "polling", "polling", _DEFERRED),
+)
+
+
+def step_outcome_counts(engine: Engine) -> dict[tuple[str, str], int]:
+    """How many upload and poll steps ended each way, over the whole history, by
+    (step, outcome) as in `STEP_OUTCOMES` (every pair named, zero included)."""
+    cases = []
+    for step, outcome, from_state, to_state, shape in STEP_OUTCOMES:
+        condition = and_(col(JobEvent.from_state) == from_state, col(JobEvent.to_state) == to_state)
+        if shape is not None:
+            condition = and_(condition, col(JobEvent.reason).like(shape))
+        cases.append((condition, f"{step}:{outcome}"))
+    kind = case(*cases, else_=None)
+    moved = col(JobEvent.from_state).in_(["uploading", "polling"])
+    with Session(engine) as session:
+        rows = session.exec(select(kind, func.count()).where(moved).group_by(kind)).all()
+    counts = {(step, outcome): 0 for step, outcome, *_ in STEP_OUTCOMES}
+    for name, count in rows:
+        if name is not None:
+            step, _, outcome = str(name).partition(":")
+            counts[(step, outcome)] = int(count)
+    return counts
+
+
+def counts_by_state_and_tenant(engine: Engine) -> dict[tuple[str, str], int]:
+    """Jobs by (state, tenant): every state for each tenant that has a job, zero included."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(col(UploadJob.state), col(UploadJob.tenant_id), func.count()).group_by(
+                col(UploadJob.state), col(UploadJob.tenant_id)
+            )
+        ).all()
+    tenants = {tenant for _, tenant, _ in rows}
+    counts = {(state.value, tenant): 0 for state in JobState for tenant in tenants}
+    counts.update({(state, tenant): int(count) for state, tenant, count in rows})
+    return counts
+
+
+UNFINISHED_STATES = (JobState.QUEUED, JobState.UPLOADING, JobState.POLLING)
+
+
+def oldest_waiting_since(engine: Engine) -> dict[int, datetime]:
+    """Per priority, since when the oldest undelivered job (queued, uploading or polling)
+    has waited: since it was handed over, or since `yfdocs retry` last sent it again."""
+    retried_at = (
+        select(func.max(JobEvent.at))
+        .where(
+            col(JobEvent.job_id) == col(UploadJob.id),
+            col(JobEvent.from_state).in_([JobState.FAILED.value, JobState.EXPIRED.value]),
+            col(JobEvent.to_state) == JobState.QUEUED.value,
+        )
+        .correlate(UploadJob)
+        .scalar_subquery()
+    )
+    since = func.coalesce(retried_at, col(UploadJob.created_at))
+    with Session(engine) as session:
+        rows = session.exec(
+            select(col(UploadJob.priority), func.min(since))
+            .where(col(UploadJob.state).in_([state.value for state in UNFINISHED_STATES]))
+            .group_by(col(UploadJob.priority))
+        ).all()
+    return {int(priority): moment for priority, moment in rows if moment is not None}
+
+
+@dataclass(frozen=True)
+class DurationHistogram:
+    """Cumulative counts of durations at or below each bound, with their count and sum."""
+
+    bounds: tuple[float, ...]
+    cumulative: tuple[int, ...]
+    count: int
+    total_seconds: float
+
+
+def ticket_duration_histogram(engine: Engine, bounds: Sequence[float]) -> DurationHistogram:
+    """How long delivered tickets took, from the upload to the poll that saw `Complete`,
+    over every complete job, counted in the database (one query, no rows fetched)."""
+    uploaded, finished = col(UploadJob.uploaded_at), col(UploadJob.finished_at)
+    if engine.dialect.name == "sqlite":
+        seconds: Any = (func.julianday(finished) - func.julianday(uploaded)) * 86400.0
+    else:
+        seconds = extract("epoch", finished - uploaded)
+    columns: list[Any] = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in bounds]
+    columns += [func.count(), func.coalesce(func.sum(seconds), 0.0)]
+    with Session(engine) as session:
+        row = session.exec(
+            select(*columns).where(
+                col(UploadJob.state) == JobState.COMPLETE.value,
+                uploaded.is_not(None),
+                finished.is_not(None),
+            )
+        ).one()
+    *cumulative, count, total = row
+    return DurationHistogram(
+        tuple(bounds), tuple(int(n or 0) for n in cumulative), int(count), float(total or 0.0)
+    )
 
 
 # -- views -------------------------------------------------------------------------------------

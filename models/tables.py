@@ -1,5 +1,6 @@
 """The tables: upload jobs, their audit trail, the fleet's token cache, API call ledger, the
-rate governor's slots and pacing state, stored PDFs and the fleet's choice of document store.
+rate governor's slots and pacing state, stored PDFs and the fleet's choice of document store,
+and the workers' heartbeats.
 
 The database is the record. A Celery message carries only a job id; everything a worker
 needs, and everything an operator asks months later, is here.
@@ -37,6 +38,7 @@ __all__ = [
     "TokenCacheEntry",
     "TokenGrant",
     "UploadJob",
+    "WorkerHeartbeat",
     "new_job_id",
 ]
 
@@ -156,7 +158,10 @@ class ApiCall(SQLModel, table=True):
     """The ledger of calls made to Youforce: the daily quota and token budget count these."""
 
     __tablename__ = "api_calls"
-    __table_args__ = (Index("ix_api_calls_kind_at", "kind", "at"),)
+    __table_args__ = (
+        Index("ix_api_calls_kind_at", "kind", "at"),
+        Index("ix_api_calls_status_code_limit_name", "status_code", "limit_name"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
@@ -165,6 +170,8 @@ class ApiCall(SQLModel, table=True):
     job_id: str | None = Field(default=None, max_length=36, index=True)
     status_code: int | None = None
     duration_ms: int | None = None
+    # The limit a 429 named ("spike", "parallel", "quota"); None otherwise.
+    limit_name: str | None = Field(default=None, max_length=16)
 
 
 class GovernorSlot(SQLModel, table=True):
@@ -270,3 +277,20 @@ class DispatcherLease(SQLModel, table=True):
     # The tenants' round-robin credit, carried from pass to pass (JSON; see
     # scheduling.policy.dispatch), so a handover between dispatchers keeps the fairness.
     fair_share: str | None = Field(default=None, sa_type=Text)
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """When each worker (by Celery node name) was last seen consuming, for the fleet's metrics.
+
+    A worker's main process writes its row every half minute while its consumer runs
+    (`worker.heartbeats`), and `stopped_at` when it shuts down cleanly; a worker that
+    vanished simply stops writing. Rows not seen for a day are deleted.
+    """
+
+    __tablename__ = "worker_heartbeats"
+
+    hostname: str = Field(primary_key=True, max_length=255)
+    pid: int | None = None
+    started_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -108,3 +108,9 @@ class TokenStore:
     @property
     def issued_count(self) -> int:
         return self._issued
+
+    def issued_values(self) -> list[str]:
+        """Every token value issued so far (revoked ones included): what a test looks for
+        where no token may appear."""
+        with self._lock:
+            return list(self._by_value)

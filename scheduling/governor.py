@@ -131,11 +131,13 @@ class _GovernedCall:
         self._kind = kind
         self._started_at = started_at
         self.status_code: int | None = None
+        self.limit: str | None = None
 
     def record_response(
         self, status_code: int | None, retry_after: float | None, limit: str | None = None
     ) -> None:
         self.status_code = status_code
+        self.limit = limit if status_code == 429 else None
         if status_code == 429:
             named = f" ({limit})" if limit else ""
             self._governor.back_off(
@@ -234,7 +236,7 @@ class DatabaseGovernor:
         try:
             yield call
         finally:
-            self._release(grant, call.status_code)
+            self._release(grant, call.status_code, call.limit)
 
     def back_off(
         self,
@@ -533,7 +535,7 @@ class DatabaseGovernor:
 
     # -- releasing ------------------------------------------------------------------------------
 
-    def _release(self, grant: _Grant, status_code: int | None) -> None:
+    def _release(self, grant: _Grant, status_code: int | None, limit: str | None = None) -> None:
         """Free the slot and complete the ledger row; a failure here must not hide the call's
         own outcome, and the lease frees the slot anyway."""
         duration = self._clock() - grant.started_at
@@ -544,7 +546,13 @@ class DatabaseGovernor:
                     .where(_slots.c.slot_no == grant.slot_no, _slots.c.holder == grant.holder)
                     .values(holder=None, acquired_at=None, lease_expires_at=None)
                 )
-                complete_call(connection, grant.call_id, status_code=status_code, duration=duration)
+                complete_call(
+                    connection,
+                    grant.call_id,
+                    status_code=status_code,
+                    duration=duration,
+                    limit_name=limit,
+                )
         except SQLAlchemyError:
             log.exception(
                 "could not release API call slot %d; its lease frees it in %.0fs",

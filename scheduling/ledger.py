@@ -21,9 +21,11 @@ __all__ = [
     "calls_in_quota_window",
     "calls_since",
     "complete_call",
+    "completed_call_counts",
     "count_calls",
     "job_calls_since",
     "nth_newest_call_at",
+    "rate_limited_counts",
     "record_call",
 ]
 
@@ -108,14 +110,46 @@ def job_calls_since(engine: Engine, job_id: str, *, kind: str, since: datetime) 
 
 
 def complete_call(
-    connection: Connection, call_id: int, *, status_code: int | None, duration: timedelta
+    connection: Connection,
+    call_id: int,
+    *,
+    status_code: int | None,
+    duration: timedelta,
+    limit_name: str | None = None,
 ) -> None:
-    """Complete a call's row with how it ended."""
+    """Complete a call's row with how it ended (and, for a 429, the limit it named)."""
     connection.execute(
         update(_calls)
         .where(_calls.c.id == call_id)
         .values(
             status_code=status_code,
             duration_ms=max(0, round(duration.total_seconds() * 1000)),
+            limit_name=limit_name[:16] if limit_name else None,
         )
     )
+
+
+def completed_call_counts(engine: Engine) -> dict[tuple[str, int | None], int]:
+    """Every completed call in the ledger, by (kind, HTTP status; None: no answer came).
+
+    A call still in flight (its row not yet completed) is left out, so that a count never
+    moves from one status to another: each only grows.
+    """
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(_calls.c.kind, _calls.c.status_code, func.count())
+            .where(_calls.c.duration_ms.is_not(None))
+            .group_by(_calls.c.kind, _calls.c.status_code)
+        ).all()
+    return {(str(kind), status): int(count) for kind, status, count in rows}
+
+
+def rate_limited_counts(engine: Engine) -> dict[str | None, int]:
+    """The calls the API refused with a 429, by the limit it named (None: named none)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(_calls.c.limit_name, func.count())
+            .where(_calls.c.status_code == 429)
+            .group_by(_calls.c.limit_name)
+        ).all()
+    return {limit: int(count) for limit, count in rows}

@@ -32,10 +32,18 @@ command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+command -v promtool >/dev/null || missing+=(prometheus) # promtool checks the alert rules
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # Only promtool is wanted from Debian's prometheus package: the server it brings (and a
+  # systemd host starts, on every interface) is stopped again.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null \
+    && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl disable --now prometheus >&2 || true
+  fi
 fi
 
 # PostgreSQL (Debian's cluster, runs as the postgres user, listens on localhost).
@@ -86,7 +94,9 @@ done
 export RABBITMQ_NODENAME=rabbit@localhost
 export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_DIST_PORT=25672
 export ERL_EPMD_ADDRESS=127.0.0.1
-export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+# The management API (Flower's broker page reads the queues from it) on loopback too.
+management_listener="[{ip,{127,0,0,1}},{port,15672}]"
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} -rabbitmq_management tcp_config $management_listener"
 if ! rabbitmqctl -q status >/dev/null 2>&1; then
   log "starting RabbitMQ"
   rabbitmq-server -detached >&2
@@ -105,9 +115,27 @@ if [ "$rabbit_ready" != yes ]; then
   false
 fi
 
+# The management plugin, for Flower's broker page: enabled on a running node too (its
+# listener is set first, so it never listens beyond loopback).
+if ! rabbitmq-plugins -q is_enabled rabbitmq_management >/dev/null 2>&1; then
+  log "enabling RabbitMQ's management plugin"
+  rabbitmqctl -q eval "application:set_env(rabbitmq_management, tcp_config, $management_listener)." >&2
+  rabbitmq-plugins -q enable rabbitmq_management >&2
+fi
+management_ready=no
+for _ in $(seq 1 60); do
+  if curl -fsS -o /dev/null -u guest:guest http://127.0.0.1:15672/api/overview 2>/dev/null; then
+    management_ready=yes
+    break
+  fi
+  sleep 1
+done
+[ "$management_ready" = yes ] || { log "RabbitMQ's management API did not answer on 127.0.0.1:15672"; false; }
+
 cat <<ENV
 export YFDOCS_TEST_POSTGRES_URL=postgresql+psycopg://yfdocs:yfdocs@127.0.0.1:${pg_port}/yfdocs_test
 export YFDOCS_TEST_REDIS_URL=redis://127.0.0.1:6379/0
 export YFDOCS_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672//
+export YFDOCS_TEST_RABBITMQ_API_URL=http://guest:guest@127.0.0.1:15672/api/
 export YFDOCS_TEST_CHROMIUM=$(command -v chromium)
 ENV

@@ -31,6 +31,7 @@ from messaging import (
     task_id_for_job,
 )
 from worker import filesystem_broker
+from worker.task_events import QuietHousekeepingAMQP, housekeeping_annotations
 
 __all__ = [
     "CeleryPublisher",
@@ -117,7 +118,12 @@ def create_celery_app(settings: Settings) -> Celery:
     The tasks are registered by `worker.tasks.create_worker_app`, which builds on this.
     """
     filesystem_broker.register()
-    app = Celery("yfdocs", broker=settings.resolved_broker_url, set_as_current=False)
+    app = Celery(
+        "yfdocs",
+        broker=settings.resolved_broker_url,
+        set_as_current=False,
+        amqp=QuietHousekeepingAMQP,  # housekeeping tasks send no task-sent event
+    )
     # Tasks always die before their lease runs out, so the sweeper never takes back a job
     # whose task is still alive; no call starts that could not end before the soft limit.
     budgets = settings.time_budgets
@@ -130,6 +136,9 @@ def create_celery_app(settings: Settings) -> Celery:
         result_backend=None,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A task that raised (its job failed or expired, recorded) is acknowledged and never
+        # delivered again; only a lost pool process hands its message back (the line above).
+        task_acks_on_failure=True,
         worker_prefetch_multiplier=1,
         task_time_limit=budgets.hard_time_limit,
         task_soft_time_limit=budgets.soft_time_limit,
@@ -145,6 +154,7 @@ def create_celery_app(settings: Settings) -> Celery:
         broker_connection_timeout=PUBLISH_TIMEOUT_SECONDS,
         worker_send_task_events=True,
         task_send_sent_event=True,
+        task_annotations=housekeeping_annotations(),  # nor any other task event
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         enable_utc=True,

@@ -55,10 +55,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """What a step did, in words for the task's log line and Flower's result column."""
+    """What a step did, in words for the task's log line and Flower's result column.
+
+    `moved_to` is the state the step's recorded outcome moved the job to; None when the
+    step left the job as it found it (a skip, a note, a wait), so a task can tell the step
+    that failed a job from a late message that merely found it failed.
+    """
 
     job_id: str
     action: str
+    moved_to: JobState | None = None
 
     def __str__(self) -> str:
         return f"{self.job_id}: {self.action}"
@@ -238,7 +244,9 @@ def run_step(rt: WorkerRuntime, step: Step, job_id: str) -> StepOutcome:
         prepared = step.prepare(rt, claimed)
         now = rt.clock()
         with job_table.locked_job(rt.engine, job_id) as (session, job):
+            found_in = job.job_state if job is not None else None
             action = step.record(rt, session, job, answer, prepared, now)
+            moved_to = _moved_to(job, found_in)
     except RELEASED_ON as exc:
         verdict = replace(
             _released(exc),
@@ -249,7 +257,14 @@ def run_step(rt: WorkerRuntime, step: Step, job_id: str) -> StepOutcome:
         if not isinstance(exc, Exception):
             raise
         return outcome
-    return StepOutcome(job_id, action)
+    return StepOutcome(job_id, action, moved_to)
+
+
+def _moved_to(job: UploadJob | None, found_in: JobState | None) -> JobState | None:
+    """The job's state if the outcome just recorded changed it, else None."""
+    if job is None or job.job_state is found_in:
+        return None
+    return job.job_state
 
 
 STOPPING_NOTE = "the worker was stopping and did not start this step; sent again"
@@ -293,5 +308,7 @@ def _apply_verdict(
         if job is None:
             done = "deferred" if verdict.decision is Decision.DEFER else f"{step.noun} failed"
             return StepOutcome(job_id, f"{done} after its lease was lost: {verdict.reason}")
+        found_in = job.job_state
         action = step.apply(rt, session, job, verdict, prepared, now)
-    return StepOutcome(job_id, action)
+        moved_to = _moved_to(job, found_in)
+    return StepOutcome(job_id, action, moved_to)

@@ -19,6 +19,7 @@ from worker.celery_app import CeleryPublisher, create_celery_app, ready_api_mess
 from worker.dispatcher import DispatcherLoop
 from worker.poll_step import poll_job
 from worker.runtime import WorkerRuntime, process_owner
+from worker.task_results import DELIVERY_TASK_OPTIONS, DeliveryResult, report
 from worker.upload_step import upload_job
 
 __all__ = ["create_worker_app", "dispatch_with_beat", "register", "runtime_for"]
@@ -70,21 +71,21 @@ def dispatch_with_beat(app: Celery) -> None:
 def register(app: Celery) -> None:
     """Attach the yfdocs tasks to `app`."""
 
-    @app.task(name=UPLOAD_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
-    def upload_document(job_id: str) -> str:
+    @app.task(name=UPLOAD_TASK, ignore_result=True, **DELIVERY_TASK_OPTIONS)  # type: ignore[untyped-decorator]
+    def upload_document(job_id: str) -> DeliveryResult:
         """Upload one job's PDF and plan the first poll of its ticket."""
         with shutdown.in_step():
             outcome = upload_job(runtime_for(app), job_id)
         log.info("%s", outcome)
-        return str(outcome)
+        return report(runtime_for(app), outcome)
 
-    @app.task(name=POLL_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
-    def poll_ticket(job_id: str) -> str:
+    @app.task(name=POLL_TASK, ignore_result=True, **DELIVERY_TASK_OPTIONS)  # type: ignore[untyped-decorator]
+    def poll_ticket(job_id: str) -> DeliveryResult:
         """Check one job's ticket and record the answer or schedule the next poll."""
         with shutdown.in_step():
             outcome = poll_job(runtime_for(app), job_id)
         log.info("%s", outcome)
-        return str(outcome)
+        return report(runtime_for(app), outcome)
 
     @app.task(name=SWEEP_TASK, ignore_result=True, expires=60)  # type: ignore[untyped-decorator]
     def sweep() -> str:

@@ -4,7 +4,8 @@ Starts the Youforce sandbox (time scale 60: a ticket that takes a minute takes a
 a real worker process with the sweeper's beat, enqueues one sample document of each of the
 seven types, one the sandbox will reject and one file the producer refuses, shows a live
 progress bar, prints the outcome table and shuts everything down. Exit status 0 when
-every job ended as expected.
+every job ended as expected. With `--keep`, Flower starts before anything is enqueued (so
+the demo's own jobs are there to see) and everything stays up until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -30,6 +32,7 @@ from intake.producer import EnqueueRejected, EnqueueRequest, enqueue_document
 from intake.stores import open_document_store
 from models import TERMINAL_STATES, JobState, UploadJob, make_engine, migrate
 from models import jobs as job_table
+from yfdocs.flower_access import FlowerCredentials, flower_credentials
 from yfdocs.sample_documents import render_text_pdf
 from yfdocs.terminal_text import user_text
 
@@ -39,6 +42,7 @@ DEMO_TIME_SCALE = 60.0
 DEMO_PERSON = "191166"
 DEMO_REJECTED_PERSON = "900001"  # the sandbox's person whose personnel file refuses documents
 REFUSED = "refused"
+FLOWER_START_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,11 @@ def _demo_overrides(base: Settings, sandbox_url: str, token_url: str) -> dict[st
         # The sandbox's interval at this time scale, plus the margin a real deployment
         # keeps for the jitter between a granted start and the arrival at the API.
         "min_interval": 0.6 / DEMO_TIME_SCALE + 0.05,
+        "flower_port": base.flower_port,
+        "flower_user": base.flower_user,
     }
+    if base.flower_password is not None:
+        values["flower_password"] = base.flower_password.get_secret_value()
     return {f"YFDOCS_{name.upper()}": str(value) for name, value in values.items()}
 
 
@@ -172,6 +180,9 @@ def run_demo(base_settings: Settings, *, keep: bool = False, timeout: float = 18
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
+        if keep:
+            # Before anything is enqueued, so that Flower sees the demo's own jobs.
+            flower = _start_flower(console, settings, env, worker)
         store = open_document_store(settings, engine)
         samples = demo_samples(settings.data_dir / "samples")
         job_ids: dict[str, DemoSample] = {}
@@ -194,8 +205,8 @@ def run_demo(base_settings: Settings, *, keep: bool = False, timeout: float = 18
         finished = _follow(console, engine, list(job_ids), worker, timeout)
         jobs = _jobs(engine, list(job_ids))
         ok = _print_outcomes(console, samples, job_ids, jobs, refusals) and finished
-        if keep:
-            flower = _keep_running(console, settings, env)
+        if keep and flower is not None:
+            _keep_running(console, settings)
         return 0 if ok else 1
     finally:
         _stop(flower)
@@ -279,25 +290,52 @@ def _print_outcomes(
     return all_expected
 
 
-def _keep_running(
-    console: Console, settings: Settings, env: dict[str, str]
+def _start_flower(
+    console: Console, settings: Settings, env: dict[str, str], worker: subprocess.Popen[bytes]
 ) -> subprocess.Popen[bytes]:
-    password = secrets.token_urlsafe(12)
-    flower_env = dict(env, YFDOCS_FLOWER_PASSWORD=password)
-    flower = subprocess.Popen(
-        [sys.executable, "-m", "yfdocs", "flower", f"--port={settings.flower_port}"],
-        env=flower_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """`yfdocs flower` on the demo's data, once it receives the worker's events."""
+    credentials = flower_credentials(settings)  # made here, before Flower reads it
+    url = f"http://127.0.0.1:{settings.flower_port}"
+    with (settings.data_dir / "flower.log").open("wb") as log_file:
+        flower = subprocess.Popen(
+            [sys.executable, "-m", "yfdocs", "flower", f"--port={settings.flower_port}"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + FLOWER_START_SECONDS
+    with console.status("starting Flower ..."):
+        while time.monotonic() < deadline:
+            if flower.poll() is not None or worker.poll() is not None:
+                break
+            if _flower_sees_a_worker(url, credentials):
+                return flower
+            time.sleep(0.3)
+    console.print(f"[yellow]Flower did not come up; see {settings.data_dir / 'flower.log'}[/]")
+    return flower
+
+
+def _flower_sees_a_worker(url: str, credentials: FlowerCredentials) -> bool:
+    headers = {"Authorization": credentials.authorization_header}
+    try:
+        answer = requests.get(f"{url}/workers?json=1", headers=headers, timeout=2)
+    except requests.RequestException:
+        return False
+    if answer.status_code != 200:
+        return False
+    return any(worker.get("status") for worker in answer.json().get("data", []))
+
+
+def _keep_running(console: Console, settings: Settings) -> None:
+    credentials = flower_credentials(settings)
+    password = credentials.generated_in or "YFDOCS_FLOWER_PASSWORD"
     console.print(
-        f"Flower: http://127.0.0.1:{settings.flower_port}/ (user {settings.flower_user}, "
-        f"password {password}). Jobs: YFDOCS_DATA_DIR={settings.data_dir} yfdocs status. "
-        "Ctrl-C stops everything."
+        f"Flower: http://127.0.0.1:{settings.flower_port}/ (user {credentials.user}, "
+        f"password in {password}). "
+        f"Jobs: YFDOCS_DATA_DIR={settings.data_dir} yfdocs status. Ctrl-C stops everything."
     )
     try:
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
         console.print("stopping ...")
-    return flower

@@ -42,12 +42,12 @@ class CliContext:
 @click.pass_context
 def main(ctx: click.Context, verbose: int) -> None:
     """yfdocs: deliver LMS documents into Youforce personnel files."""
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(
-        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
-    )
+    from monitoring.logs import configure_logging
+
+    settings = _read_settings()
+    configure_logging(settings, max(logging.WARNING - 10 * verbose, logging.DEBUG))
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its notes on a file are not ours
-    ctx.obj = CliContext(_read_settings())
+    ctx.obj = CliContext(settings)
 
 
 def _read_settings() -> Settings:
@@ -66,9 +66,21 @@ def _read_settings() -> Settings:
 
 
 def _register_commands() -> None:
-    from yfdocs import document_commands, job_commands, recovery_commands, service_commands
+    from yfdocs import (
+        document_commands,
+        job_commands,
+        monitoring_commands,
+        recovery_commands,
+        service_commands,
+    )
 
-    for module in (job_commands, recovery_commands, service_commands, document_commands):
+    for module in (
+        job_commands,
+        recovery_commands,
+        service_commands,
+        monitoring_commands,
+        document_commands,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 

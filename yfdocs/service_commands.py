@@ -12,6 +12,9 @@ from config import Settings
 __all__ = ["COMMANDS"]
 
 
+FLOWER_TASK_COLUMNS = "name,uuid,state,result,exception,received,runtime,worker"
+
+
 def _settings(ctx: click.Context) -> Settings:
     settings: Settings = ctx.obj.settings
     return settings
@@ -43,6 +46,11 @@ def _release_credential_holds(settings: Settings) -> None:
         click.echo(f"yfdocs: new credentials: {released} held jobs go now", err=True)
 
 
+def _quiet_if_json(settings: Settings) -> list[str]:
+    """Celery's `--quiet` (no banner on stdout) when every line must be a JSON log line."""
+    return ["--quiet"] if settings.log_format == "json" else []
+
+
 @click.command("migrate")
 @click.pass_context
 def migrate_command(ctx: click.Context) -> None:
@@ -71,6 +79,8 @@ def worker_command(
     ctx: click.Context, no_beat: bool, concurrency: int | None, loglevel: str, hostname: str | None
 ) -> None:
     """Run a Celery worker that uploads documents and follows their tickets."""
+    from worker.heartbeats import record_worker_heartbeats
+    from worker.logging_hooks import use_yfdocs_logging
     from worker.tasks import create_worker_app
 
     settings = _settings(ctx)
@@ -78,8 +88,11 @@ def worker_command(
         raise click.UsageError("set YFDOCS_CLIENT_ID and YFDOCS_CLIENT_SECRET")
     _prepare_database(settings)
     _release_credential_holds(settings)
+    use_yfdocs_logging(settings)
+    record_worker_heartbeats(settings)
     app = create_worker_app(settings)
     argv = [
+        *_quiet_if_json(settings),
         "worker",
         f"--loglevel={loglevel}",
         f"--concurrency={concurrency or settings.max_concurrency}",
@@ -129,14 +142,17 @@ def beat_command(ctx: click.Context, loglevel: str) -> None:
     """Run beat alone (the sweeper, and the dispatcher as a thread): exactly one per
     deployment."""
     from worker.celery_app import create_celery_app
+    from worker.logging_hooks import use_yfdocs_logging
     from worker.tasks import dispatch_with_beat
 
     settings = _settings(ctx)
     _prepare_database(settings)
+    use_yfdocs_logging(settings)
     app = create_celery_app(settings)
     dispatch_with_beat(app)
     app.start(
         [
+            *_quiet_if_json(settings),
             "beat",
             f"--loglevel={loglevel}",
             f"--schedule={settings.data_dir / 'celerybeat-schedule'}",
@@ -149,20 +165,36 @@ def beat_command(ctx: click.Context, loglevel: str) -> None:
 @click.option("--address", default="127.0.0.1", show_default=True)
 @click.pass_context
 def flower_command(ctx: click.Context, port: int | None, address: str) -> None:
-    """Run Flower on this app, behind basic auth (YFDOCS_FLOWER_USER / _PASSWORD).
+    """Run Flower on this app, behind basic auth on every page, /metrics and /healthcheck too.
 
-    Flower's /metrics and /healthcheck answer without authentication: keep it on a
-    private address, as the default does.
+    The user is YFDOCS_FLOWER_USER; the password YFDOCS_FLOWER_PASSWORD, or, without one,
+    a password generated once into the data dir (flower-password, readable only by its
+    owner), whose place is printed. On RabbitMQ, YFDOCS_FLOWER_BROKER_API fills the broker
+    page.
     """
     from worker.celery_app import create_celery_app
+    from worker.flower_auth import guard_every_route
+    from yfdocs.flower_access import FlowerAccessError, flower_credentials
 
     settings = _settings(ctx)
-    if settings.flower_password is None:
-        raise click.UsageError("set YFDOCS_FLOWER_PASSWORD: Flower never runs without auth")
-    # Given through the environment, not argv: the process list must not show it.
-    os.environ["FLOWER_BASIC_AUTH"] = (
-        f"{settings.flower_user}:{settings.flower_password.get_secret_value()}"
-    )
+    try:
+        credentials = flower_credentials(settings)
+    except FlowerAccessError as exc:
+        raise click.UsageError(str(exc)) from None
+    if credentials.generated_in is not None:
+        click.echo(
+            f"yfdocs flower: no YFDOCS_FLOWER_PASSWORD set; the password of user "
+            f"{credentials.user} is in {credentials.generated_in} (readable only by its owner)",
+            err=True,
+        )
+    # Given through the environment, not argv: the process list must not show them.
+    os.environ["FLOWER_BASIC_AUTH"] = credentials.basic_auth_option
+    if settings.flower_broker_api is not None:
+        os.environ["FLOWER_BROKER_API"] = settings.flower_broker_api.get_secret_value()
+    # The task list shows what each task delivered and why one failed (FLOWER_TASKS_COLUMNS
+    # in the environment chooses other columns).
+    os.environ.setdefault("FLOWER_TASKS_COLUMNS", FLOWER_TASK_COLUMNS)
+    guard_every_route()
     app = create_celery_app(settings)
     app.start(["flower", f"--port={port or settings.flower_port}", f"--address={address}"])
 

@@ -43,6 +43,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--disable-extensions",
     "--disable-dev-shm-usage",
+    "--window-size=1440,1000",
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
 ]
@@ -268,6 +269,13 @@ class HeadlessChromium:
     def _drain(self, seconds: float) -> None:
         """Let Chromium's events arrive for `seconds`."""
         self._run(asyncio.sleep(seconds), timeout=seconds + 5)
+
+    def screenshot(self, path: Path) -> Path:
+        """Save what the page shows now as a PNG at `path`."""
+        shot = self.command("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
 
     def page_source(self) -> str:
         """The live DOM, after scripts ran (not the HTML the server sent)."""

@@ -39,6 +39,7 @@ TABLES_CHILD_FIRST = (
     "document_store_state",
     "token_grants",
     "dispatcher_lease",
+    "worker_heartbeats",
 )
 
 

@@ -55,7 +55,7 @@ class FlowerProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"flower exited with {self.process.returncode}")
             try:
-                if self.get("/healthcheck", auth=False).status_code == 200:
+                if self.get("/healthcheck").status_code == 200:
                     return
             except requests.ConnectionError:
                 pass
@@ -85,12 +85,14 @@ class FlowerProcess:
 
 
 @contextlib.contextmanager
-def running_flower(service: ServiceUnderTest) -> Iterator[FlowerProcess]:
-    """Flower on a free loopback port for the service's settings; stopped at the end."""
+def running_flower(service: ServiceUnderTest, **variables: str) -> Iterator[FlowerProcess]:
+    """Flower on a free loopback port for the service's settings (and these variables);
+    stopped at the end."""
     port = free_port()
     password = secrets.token_urlsafe(18)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YFDOCS_", "FLOWER_"))}
     env.update(service.variables, YFDOCS_FLOWER_PASSWORD=password, YFDOCS_FLOWER_USER=FLOWER_USER)
+    env.update(variables)
     log_path = service.data_dir / "flower.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "yfdocs", "flower", f"--port={port}"]

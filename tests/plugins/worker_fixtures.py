@@ -17,10 +17,12 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -47,6 +49,33 @@ def require_service(env_name: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@contextlib.contextmanager
+def private_rabbitmq_vhost() -> Iterator[tuple[str, str]]:
+    """A RabbitMQ virtual host of this test's own: (its broker URL, the management API URL).
+
+    The test RabbitMQ may serve other runs at the same time; their workers' events and
+    messages never reach a virtual host of its own. Deleted, with everything in it, at
+    the end.
+    """
+    amqp = urlsplit(require_service(BROKER_ENV["amqp"]))
+    api = require_service("YFDOCS_TEST_RABBITMQ_API_URL")
+    parts = urlsplit(api)
+    auth = (parts.username or "guest", parts.password or "guest")
+    base = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}"
+    name = f"yfdocs-test-{uuid.uuid4().hex[:10]}"
+    requests.put(f"{base}vhosts/{name}", auth=auth, timeout=10).raise_for_status()
+    try:
+        requests.put(
+            f"{base}permissions/{name}/{amqp.username}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+            auth=auth,
+            timeout=10,
+        ).raise_for_status()
+        yield urlunsplit((amqp.scheme, amqp.netloc, f"/{name}", "", "")), api
+    finally:
+        requests.delete(f"{base}vhosts/{name}", auth=auth, timeout=10)
 
 
 def broker_url_for(kind: str) -> str | None:
@@ -125,6 +154,11 @@ class ServiceUnderTest:
         """Change settings for workers started from now on (and for the producer)."""
         self.variables.update(variables)
         self.settings = self.make_settings()
+
+    def use_broker(self, url: str) -> None:
+        """Work through this broker from now on (the test's own Celery app included)."""
+        self.configure(YFDOCS_BROKER_URL=url)
+        self.app = create_celery_app(self.settings)
 
     def environment(self, **overrides: str) -> dict[str, str]:
         """The test's environment with the service's settings (and no developer's ones)."""

@@ -19,7 +19,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / "yfdocs.env.example"
 ENTRYPOINT = ROOT / "docker" / "yfdocs-entrypoint.sh"
 
-YFDOCS_SERVICES = {"migrate", "worker", "beat", "dispatcher", "intake", "flower"}
+YFDOCS_SERVICES = {"migrate", "worker", "beat", "dispatcher", "intake", "flower", "metrics"}
 LONG_RUNNING = {
     "postgres",
     "rabbitmq",
@@ -29,10 +29,11 @@ LONG_RUNNING = {
     "dispatcher",
     "intake",
     "flower",
+    "metrics",
     "sandbox",
 }
 # Services in the file that `up` leaves out until their profile is asked for.
-OPT_IN = {"redis": "redis", "sandbox": "sandbox", "intake": "intake"}
+OPT_IN = {"redis": "redis", "sandbox": "sandbox", "intake": "intake", "metrics": "metrics"}
 ENV_NAMES = [
     "YFDOCS_DATABASE_URL",
     "YFDOCS_BROKER_URL",
@@ -97,6 +98,7 @@ def test_compose_has_every_role(services: dict[str, str]) -> None:
         "dispatcher",
         "intake",
         "flower",
+        "metrics",
         "sandbox",
     }
 
@@ -159,6 +161,8 @@ def test_roles_run_the_right_commands(services: dict[str, str]) -> None:
     assert '"yfdocs", "intake", "--host", "0.0.0.0", "--port", "8080"' in services["intake"]
     assert "/readyz" in services["intake"]
     assert '"yfdocs", "flower", "--address", "0.0.0.0"' in services["flower"]
+    assert "yfdocs.flower_access import healthcheck" in services["flower"], "with credentials"
+    assert '"yfdocs", "metrics", "--address", "0.0.0.0"' in services["metrics"]
     assert '["yfdocs", "migrate"]' in services["migrate"]
     assert 'restart: "no"' in services["migrate"], "a one-shot"
     assert "- --host=0.0.0.0" in services["sandbox"]

@@ -10,7 +10,7 @@
   (`yfdocs documents move` takes them there).
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-01 23:40:00.000000
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 import models.types
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

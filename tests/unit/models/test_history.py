@@ -127,3 +127,63 @@ def test_success_clears_the_last_error(sqlite_engine: Engine) -> None:
         assert job.last_error is None
         assert job.last_http_status is None
         assert job.updated_at > datetime.now(UTC) - timedelta(minutes=1)
+
+
+def test_each_committed_change_of_state_is_one_log_line(
+    sqlite_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="yfdocs.jobs")
+    job = _job(idempotency_key="log-1")
+    with session_scope(sqlite_engine) as session:
+        session.add(job)
+        session.flush()
+        record_created(session, job, reason="accepted")
+        assert caplog.records == [], "nothing is logged before the commit"
+    with session_scope(sqlite_engine) as session:
+        job = session.get(UploadJob, job.id)
+        assert job is not None
+        job.attempts = 1
+        change_state(
+            session, job, JobState.UPLOADING, reason="upload attempt 1", correlation_id="c-9"
+        )
+        record_note(session, job, reason="a note is no change of state")
+
+    lines = [record for record in caplog.records if record.name == "yfdocs.jobs"]
+    assert [line.getMessage() for line in lines] == [
+        f"job {job.id} queued (tenant 4028868, attempt 0, correlationId -): accepted",
+        f"job {job.id} queued -> uploading (tenant 4028868, attempt 1, correlationId c-9): "
+        "upload attempt 1",
+    ]
+    last = lines[-1]
+    assert (last.job_id, last.tenant, last.state, last.from_state) == (  # type: ignore[attr-defined]
+        job.id,
+        "4028868",
+        "uploading",
+        "queued",
+    )
+    assert (last.attempt, last.correlation_id) == (1, "c-9")  # type: ignore[attr-defined]
+
+
+def test_a_change_rolled_back_is_not_logged(
+    sqlite_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="yfdocs.jobs")
+    job = _job(idempotency_key="log-2")
+    with session_scope(sqlite_engine) as session:
+        session.add(job)
+    caplog.clear()
+
+    def failing_step() -> None:
+        with session_scope(sqlite_engine) as session:
+            found = session.get(UploadJob, job.id)
+            assert found is not None
+            change_state(session, found, JobState.UPLOADING, reason="never committed")
+            session.flush()
+            raise RuntimeError("the step failed before its commit")
+
+    with pytest.raises(RuntimeError):
+        failing_step()
+    with session_scope(sqlite_engine) as session:
+        session.get(UploadJob, job.id)
+
+    assert [record for record in caplog.records if record.name == "yfdocs.jobs"] == []

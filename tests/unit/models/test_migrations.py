@@ -24,6 +24,7 @@ EXPECTED_TABLES = {
     "document_store_state",
     "token_grants",
     "dispatcher_lease",
+    "worker_heartbeats",
     "alembic_version",
 }
 EXPECTED_JOB_INDEXES = {

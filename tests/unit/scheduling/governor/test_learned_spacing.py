@@ -163,3 +163,18 @@ def test_a_late_429_of_a_call_let_go_before_the_widening_does_not_widen_again(
 
     assert after_the_incident.learned_spacing_s == pytest.approx(0.03, abs=1e-3)
     assert after_a_new_one.learned_spacing_s == pytest.approx(0.06, abs=1e-3)
+
+
+def test_the_ledger_keeps_the_limit_each_429_named(engine: Engine, clock: FakeClock) -> None:
+    governor = make_governor(engine, clock, max_wait=30)
+    answers = [(200, None), (429, "spike"), (429, None), (500, "quota")]
+
+    for status_code, limit in answers:
+        with governor.slot("upload", TENANT) as slot:
+            slot.record_response(status_code, None, limit)
+        clock.advance(5)  # past a spike's widened interval
+        if status_code == 429 and limit is None:
+            clock.advance(governor.rate_limit_backoff)
+
+    rows = [(row.status_code, row.limit_name) for row in ledger(engine)]
+    assert rows == [(200, None), (429, "spike"), (429, None), (500, None)]
