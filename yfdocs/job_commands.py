@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from api_client import DocumentType
 from config import Settings
+from intake.job_json import event_to_dict, job_to_dict
 from intake.producer import EnqueueRequest, EnqueueResult, enqueue_document
 from intake.storage import FilesystemDocumentStore
 from intake.validation import EnqueueRejected, InvalidPdf
@@ -30,7 +31,7 @@ from models import JobState, Priority, make_engine, migrate, utcnow
 from models.jobs import AmbiguousJobId, JobNotFound, find_job, job_events, list_jobs
 from worker.celery_app import CeleryPublisher, create_celery_app
 from yfdocs.fleet_view import fleet_summary, render_fleet
-from yfdocs.job_views import event_to_dict, job_to_dict, render_job_detail, render_jobs_table
+from yfdocs.job_views import render_job_detail, render_jobs_table
 
 __all__ = ["COMMANDS", "ProducerServices"]
 
