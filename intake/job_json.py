@@ -52,6 +52,9 @@ def job_to_dict(job: UploadJob) -> dict[str, Any]:
         "sha256": job.sha256,
         "priority": _priority_name(job.priority),
         "source": job.source,
+        # How the LMS named the learner, when it did not know the personCode.
+        "learner_email": job.learner_email,
+        "learner_employee_number": job.learner_employee_number,
         "idempotency_key": job.idempotency_key,
         "poll_count": job.poll_count,
         # Attempts whose upload may have reached Youforce although no ticket came back.

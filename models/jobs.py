@@ -3,7 +3,8 @@
 As procrastinate's `manager.py` does for its jobs, this module holds every read and write of
 a job row that the service makes: the producer's insert and idempotency look-up, the steps'
 claims under a lease and the recording of their outcomes, the sweeper's scans for what is
-due, the scheduling rules' counts, and the views' listings. Other rooms call these
+due, the scheduling rules' counts, the views' listings, and the matching of `unmatched`
+jobs once their learner is known. Other rooms call these
 functions; none of them builds a query on these tables itself, so an index, a lock or a
 state rule is read and changed in one place.
 
@@ -14,7 +15,7 @@ the event row with every change: no transition without its line in the history.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,7 +55,9 @@ __all__ = [
     "locked_job",
     "lost_message_candidates",
     "mark_published",
+    "match_unmatched_job",
     "note_published",
+    "note_unmatched_reason",
     "peek_queued_priority",
     "peek_state",
     "queued_needing_publish_ids",
@@ -62,6 +65,8 @@ __all__ = [
     "release_holds_until",
     "release_if_held",
     "requeue_finished_job",
+    "tenants_with_unmatched_jobs",
+    "unmatched_jobs",
 ]
 
 ANY_DUE_TIME = object()  # `mark_published(due_at=...)`: do not compare the due column
@@ -516,11 +521,22 @@ def release_holds_until(engine: Engine, held_until: datetime, *, now: datetime, 
 # -- views -------------------------------------------------------------------------------------
 
 
-def list_jobs(engine: Engine, *, state: JobState | None = None, limit: int = 50) -> list[UploadJob]:
-    """The newest jobs first, optionally in one state."""
+def list_jobs(
+    engine: Engine,
+    *,
+    state: JobState | None = None,
+    limit: int = 50,
+    tenants: Collection[str] | None = None,
+    updated_since: datetime | None = None,
+) -> list[UploadJob]:
+    """The newest jobs first, optionally in one state, of some tenants, changed since."""
     statement = select(UploadJob)
     if state is not None:
         statement = statement.where(col(UploadJob.state) == state.value)
+    if tenants is not None:
+        statement = statement.where(col(UploadJob.tenant_id).in_(list(tenants)))
+    if updated_since is not None:
+        statement = statement.where(col(UploadJob.updated_at) >= updated_since)
     statement = statement.order_by(col(UploadJob.created_at).desc(), col(UploadJob.id)).limit(limit)
     with Session(engine, expire_on_commit=False) as session:
         return list(session.exec(statement).all())
@@ -563,3 +579,58 @@ def jobs_by_ids(engine: Engine, job_ids: Sequence[str]) -> dict[str, UploadJob]:
     with Session(engine, expire_on_commit=False) as session:
         rows = session.exec(select(UploadJob).where(col(UploadJob.id).in_(list(job_ids))))
         return {job.id: job for job in rows}
+
+
+# -- learner mapping ---------------------------------------------------------------------------
+
+
+def unmatched_jobs(engine: Engine, tenant_id: str, *, limit: int) -> list[UploadJob]:
+    """The tenant's jobs waiting for their learner to be known, oldest first."""
+    with Session(engine, expire_on_commit=False) as session:
+        return list(
+            session.exec(
+                select(UploadJob)
+                .where(
+                    col(UploadJob.state) == JobState.UNMATCHED.value,
+                    col(UploadJob.tenant_id) == tenant_id,
+                )
+                .order_by(col(UploadJob.created_at), col(UploadJob.id))
+                .limit(limit)
+            ).all()
+        )
+
+
+def tenants_with_unmatched_jobs(engine: Engine) -> set[str]:
+    """Every tenant that has a job waiting for its learner."""
+    with Session(engine) as session:
+        return set(
+            session.exec(
+                select(UploadJob.tenant_id)
+                .where(col(UploadJob.state) == JobState.UNMATCHED.value)
+                .distinct()
+            ).all()
+        )
+
+
+def match_unmatched_job(
+    engine: Engine, job_id: str, person_code: str, *, reason: str, now: datetime
+) -> UploadJob | None:
+    """Give a waiting job its personCode and queue it (with its event); None when the job
+    is no longer unmatched (another sync matched it first)."""
+    with locked_job(engine, job_id) as (session, job):
+        if job is None or job.job_state is not JobState.UNMATCHED:
+            return None
+        job.person_code = person_code
+        job.published_at = None
+        change_state(session, job, JobState.QUEUED, reason=reason, now=now)
+        return job
+
+
+def note_unmatched_reason(engine: Engine, job_id: str, reason: str, *, now: datetime) -> bool:
+    """Record a new reason why a job still waits (e.g. now two persons share its address);
+    False, and nothing written, when the reason is unchanged or the job moved on."""
+    with locked_job(engine, job_id) as (session, job):
+        if job is None or job.job_state is not JobState.UNMATCHED or job.last_error == reason:
+            return False
+        record_note(session, job, reason=reason, error=reason, now=now)
+        return True

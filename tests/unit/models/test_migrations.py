@@ -17,6 +17,10 @@ EXPECTED_TABLES = {
     "api_calls",
     "governor_slots",
     "governor_state",
+    "intake_keys",
+    "persons",
+    "person_emails",
+    "person_syncs",
     "alembic_version",
 }
 EXPECTED_JOB_INDEXES = {
