@@ -61,14 +61,12 @@ def match_learner(
                 reason=f"e-mail {email} matches {len(codes)} persons of tenant {tenant_id}; "
                 "a learner is never guessed (give the employee number)",
             )
+    # Worded the same from one sync to the next, so a job's history gains a line only
+    # when something changed.
     state = person_table.sync_state(engine, tenant_id)
-    synced = (
-        "persons not synced yet"
-        if state is None or state.synced_at is None
-        else f"persons last synced {state.synced_at:%Y-%m-%d %H:%M:%S} UTC"
-    )
+    never = " (its persons were not synced yet)" if state is None else ""
     return LearnerMatch(
         person_code=None,
         reason=f"no person with {describe_learner(email, employee_number)} is known in tenant "
-        f"{tenant_id} ({synced}); tried again after the next persons sync",
+        f"{tenant_id}{never}; tried again after each persons sync",
     )

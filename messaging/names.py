@@ -11,6 +11,7 @@ __all__ = [
     "POLL_TASK",
     "QUEUE_NAME",
     "SWEEP_TASK",
+    "SYNC_PERSONS_TASK",
     "TASK_QUEUE_NAMES",
     "UPLOAD_TASK",
     "job_id_of_task",
@@ -20,6 +21,7 @@ __all__ = [
 UPLOAD_TASK = "yfdocs.upload_document"
 POLL_TASK = "yfdocs.poll_ticket"
 SWEEP_TASK = "yfdocs.sweep"
+SYNC_PERSONS_TASK = "yfdocs.sync_persons"
 QUEUE_NAME = "yfdocs"
 # Every queue the workers take tasks from; on the filesystem broker the sweeper removes any
 # other queue whose messages nobody reads.

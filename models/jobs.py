@@ -584,20 +584,24 @@ def jobs_by_ids(engine: Engine, job_ids: Sequence[str]) -> dict[str, UploadJob]:
 # -- learner mapping ---------------------------------------------------------------------------
 
 
-def unmatched_jobs(engine: Engine, tenant_id: str, *, limit: int) -> list[UploadJob]:
-    """The tenant's jobs waiting for their learner to be known, oldest first."""
-    with Session(engine, expire_on_commit=False) as session:
-        return list(
-            session.exec(
-                select(UploadJob)
-                .where(
-                    col(UploadJob.state) == JobState.UNMATCHED.value,
-                    col(UploadJob.tenant_id) == tenant_id,
-                )
-                .order_by(col(UploadJob.created_at), col(UploadJob.id))
-                .limit(limit)
-            ).all()
+def unmatched_jobs(
+    engine: Engine, tenant_id: str, *, limit: int, after: UploadJob | None = None
+) -> list[UploadJob]:
+    """The tenant's jobs waiting for their learner to be known, oldest first; with `after`,
+    those that come after that job (the next batch)."""
+    statement = select(UploadJob).where(
+        col(UploadJob.state) == JobState.UNMATCHED.value, col(UploadJob.tenant_id) == tenant_id
+    )
+    if after is not None:
+        statement = statement.where(
+            or_(
+                col(UploadJob.created_at) > after.created_at,
+                and_(col(UploadJob.created_at) == after.created_at, col(UploadJob.id) > after.id),
+            )
         )
+    statement = statement.order_by(col(UploadJob.created_at), col(UploadJob.id)).limit(limit)
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.exec(statement).all())
 
 
 def tenants_with_unmatched_jobs(engine: Engine) -> set[str]:

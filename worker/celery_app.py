@@ -22,6 +22,7 @@ from messaging import (
     POLL_TASK,
     QUEUE_NAME,
     SWEEP_TASK,
+    SYNC_PERSONS_TASK,
     TASK_QUEUE_NAMES,
     UPLOAD_TASK,
     PublishError,
@@ -143,6 +144,11 @@ def create_celery_app(settings: Settings) -> Celery:
         timezone="UTC",
         beat_schedule={
             "yfdocs-sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval},
+            # Learner mapping for the HTTP intake (`intake.person_sync`).
+            "yfdocs-sync-persons": {
+                "task": SYNC_PERSONS_TASK,
+                "schedule": settings.persons_sync_interval,
+            },
         },
     )
     app.yfdocs_settings = settings  # not in app.conf: Flower shows the conf

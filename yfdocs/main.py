@@ -35,9 +35,9 @@ def main(ctx: click.Context, verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from yfdocs import job_commands, recovery_commands, service_commands
+    from yfdocs import intake_commands, job_commands, recovery_commands, service_commands
 
-    for module in (job_commands, recovery_commands, service_commands):
+    for module in (job_commands, recovery_commands, service_commands, intake_commands):
         for command in module.COMMANDS:
             main.add_command(command)
 

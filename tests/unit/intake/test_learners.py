@@ -63,7 +63,7 @@ def test_an_unknown_learner_is_stored_unmatched_with_its_pdf_and_reason(
     assert job.person_code == ""
     assert job.last_error is not None
     assert "no person with e-mail nobody@example.nl" in job.last_error
-    assert "not synced yet" in job.last_error
+    assert "were not synced yet" in job.last_error
     assert producer.store.path(job.storage_key).read_bytes() == pdf
     assert producer.publisher.published == []  # nothing for a worker until it is matched
     with Session(producer.engine) as session:
