@@ -9,7 +9,10 @@ else; it may also carry:
 - a Standard Webhooks signing secret (`whsec_...`), kept as given since HMACs need it;
 - a static secret for senders that can only add a fixed header (Moodle's tool_trigger),
   stored as a digest and compared in constant time;
-- the hosts certificates may be fetched from (`intake.certificate_fetch`).
+- the hosts certificates may be fetched from (`intake.certificate_fetch`);
+- the Canvas root accounts whose signed Live Events it takes: Canvas signs every
+  institution's events with the same keys, so a signature alone says "from Canvas", not
+  "from our Canvas".
 
 Errors (all refusals, all `EnqueueRejected`, so an LMS gets one clear 4xx):
 
@@ -64,6 +67,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _HOST_NAME = re.compile(
     r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
 )
+_CANVAS_ACCOUNT = re.compile(r"[A-Za-z0-9]{8,64}")
 _MIN_WEBHOOK_SECRET_BYTES = 16
 # Compared against when no row has the key id, so a wrong id costs the time a wrong secret does.
 _NO_SUCH_DIGEST = hashlib.sha256(b"no such key").hexdigest()
@@ -94,6 +98,7 @@ class IntakeCaller:
     key_id: str
     tenants: tuple[str, ...]
     fetch_hosts: tuple[str, ...]
+    canvas_accounts: tuple[str, ...]
     created_at: datetime
     webhook_secret: str | None = field(default=None, repr=False)
     static_secret_sha256: str | None = field(default=None, repr=False)
@@ -141,6 +146,7 @@ def _caller(row: IntakeKey) -> IntakeCaller:
         key_id=row.key_id,
         tenants=tuple(json.loads(row.tenants)),
         fetch_hosts=tuple(json.loads(row.fetch_hosts)),
+        canvas_accounts=tuple(json.loads(row.canvas_accounts)),
         created_at=row.created_at,
         webhook_secret=row.webhook_secret,
         static_secret_sha256=row.static_secret_sha256,
@@ -183,6 +189,13 @@ def _checked_fetch_host(value: str) -> str:
     return text
 
 
+def _checked_canvas_account(value: str) -> str:
+    text = value.strip()
+    if not _CANVAS_ACCOUNT.fullmatch(text):
+        raise InvalidKeyOption(f"{value!r} is not a Canvas root account uuid")
+    return text
+
+
 def _checked_tenants(tenants: Iterable[str]) -> tuple[str, ...]:
     checked: list[str] = []
     for tenant in tenants:
@@ -201,6 +214,7 @@ def add_key(
     name: str,
     tenants: Sequence[str],
     fetch_hosts: Sequence[str] = (),
+    canvas_accounts: Sequence[str] = (),
     webhook_secret: str | None = None,
     static_secret: str | None = None,
 ) -> NewIntakeKey:
@@ -209,6 +223,7 @@ def add_key(
         raise InvalidKeyOption(f"invalid key name {name!r}: 1-64 letters, digits, '.', '_' or '-'")
     tenant_ids = _checked_tenants(tenants)
     hosts = tuple(dict.fromkeys(_checked_fetch_host(host) for host in fetch_hosts))
+    accounts = tuple(dict.fromkeys(_checked_canvas_account(item) for item in canvas_accounts))
     if webhook_secret is not None:
         webhook_secret = _checked_webhook_secret(webhook_secret)
     if static_secret is not None and len(static_secret) < 16:
@@ -221,6 +236,7 @@ def add_key(
         key_sha256=_digest(key),
         tenants=json.dumps(list(tenant_ids)),
         fetch_hosts=json.dumps(list(hosts)),
+        canvas_accounts=json.dumps(list(accounts)),
         webhook_secret=webhook_secret,
         static_secret_sha256=None if static_secret is None else _digest(static_secret),
     )

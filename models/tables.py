@@ -203,7 +203,8 @@ class GovernorState(SQLModel, table=True):
 
 class IntakeKey(SQLModel, table=True):
     """One LMS caller of the HTTP intake: its key, the tenants it may deliver to, and what
-    its formats need (a webhook signing secret, a static secret header, fetch hosts).
+    its formats need (a webhook signing secret, a static secret header, fetch hosts, the
+    Canvas root accounts whose signed events it takes).
 
     The key itself is never stored, only its SHA-256 (a key has 256 random bits, so a fast
     hash is as good as a slow one); `key_id` is its public first part, which finds the row.
@@ -218,6 +219,8 @@ class IntakeKey(SQLModel, table=True):
     key_sha256: str = Field(max_length=64)
     tenants: str = Field(sa_column=Column(Text, nullable=False))  # a JSON list
     fetch_hosts: str = Field(sa_column=Column(Text, nullable=False))  # a JSON list
+    # Canvas root accounts (`root_account_uuid`) whose signed events this caller takes.
+    canvas_accounts: str = Field(sa_column=Column(Text, nullable=False))  # a JSON list
     webhook_secret: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     static_secret_sha256: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

@@ -6,6 +6,7 @@ pytest_plugins: list[str] = [
     "tests.plugins.cli_fixtures",
     "tests.plugins.database_fixtures",
     "tests.plugins.https_fixtures",
+    "tests.plugins.intake_fixtures",
     "tests.plugins.producer_fixtures",
     "tests.plugins.sandbox_fixtures",
     "tests.plugins.worker_fixtures",

@@ -8,15 +8,29 @@ and handed to the app factory, as it is to every other producer.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from config import Settings
+from intake.callers import (
+    InvalidKeyOption,
+    add_key,
+    list_callers,
+    new_static_secret,
+    new_webhook_secret,
+    revoke_key,
+)
+from intake.events import IntakeServices
+from intake.job_json import iso_timestamp
 from intake.person_sync import PersonSyncReport, sync_tenants, tenants_to_sync
 from models import make_engine, migrate
-from worker.celery_app import CeleryPublisher, create_celery_app
+from models.intake_keys import IntakeKeyExists
+from worker.celery_app import PUBLISH_TIMEOUT_SECONDS, CeleryPublisher, create_celery_app
 from worker.runtime import MissingCredentials, build_client, build_governor, process_owner
 
 __all__ = ["COMMANDS"]
@@ -27,14 +41,205 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
-def _open_database(settings: Settings) -> Engine:
-    """The database, its schema brought to head on the embedded SQLite (as `enqueue` does)."""
+def _open_database(settings: Settings, *, migrate_any: bool = False) -> Engine:
+    """The database, its schema brought to head on the embedded SQLite (as `enqueue` does),
+    or on any database for a long-lived service (as `worker` does)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
     engine = make_engine(url)
-    if url.startswith("sqlite"):
+    if migrate_any or url.startswith("sqlite"):
         migrate(engine)
     return engine
+
+
+def _broker_check(app: Any) -> Any:
+    """A readiness check that connects to `app`'s (Celery's) broker once, within the
+    publish timeout."""
+
+    def broker_reachable() -> None:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=PUBLISH_TIMEOUT_SECONDS)
+
+    return broker_reachable
+
+
+@click.group("intake", invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.pass_context
+def intake_group(ctx: click.Context, host: str, port: int) -> None:
+    """Run the HTTP intake for LMS events (FastAPI under uvicorn, loopback by default).
+
+    Its OpenAPI is at /openapi.json. `yfdocs intake keys ...` manages the callers' keys.
+    Put TLS in front of it (a reverse proxy) before it listens beyond loopback.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from intake.http import create_app
+
+    settings = _settings(ctx)
+    if settings.uses_filesystem_broker:  # "no hostname supplied" is right for it
+        logging.getLogger("kombu.connection").setLevel(logging.ERROR)
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its notes are not our errors
+    engine = _open_database(settings, migrate_any=True)
+    celery_app = create_celery_app(settings)
+    services = IntakeServices.build(settings, engine, CeleryPublisher(celery_app))
+    try:
+        app = create_app(services, readiness={"broker": _broker_check(celery_app)})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"yfdocs intake on http://{host}:{port} (OpenAPI: /openapi.json)", err=True)
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            limit_concurrency=settings.intake_max_connections,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+            log_level="info",
+        )
+    finally:
+        engine.dispose()
+
+
+@intake_group.group("keys")
+def keys_group() -> None:
+    """The intake's callers: one key per LMS, shown once, stored as a digest."""
+
+
+MAKE_ONE = "generate"  # what an option given without a value means: make a secret
+
+
+def _secret_option(value: str | None, make: Any) -> str | None:
+    return make() if value == MAKE_ONE else value
+
+
+@keys_group.command("add")
+@click.option("--name", required=True, help="The caller's name (the LMS), unique.")
+@click.option("--tenant", "tenants", multiple=True, required=True, help="A tenant it may serve.")
+@click.option(
+    "--fetch-host",
+    "fetch_hosts",
+    multiple=True,
+    help="A host certificate_url downloads may come from: a name, or an address or network "
+    "(which may then be private).",
+)
+@click.option(
+    "--webhook-secret",
+    is_flag=False,
+    flag_value=MAKE_ONE,
+    default=None,
+    help="A Standard Webhooks secret (whsec_...); alone: make one and print it once.",
+)
+@click.option(
+    "--static-secret",
+    is_flag=False,
+    flag_value=MAKE_ONE,
+    default=None,
+    help="The secret for a fixed header (Moodle's X-Yfdocs-Secret); alone: make one.",
+)
+@click.option(
+    "--canvas-account",
+    "canvas_accounts",
+    multiple=True,
+    help="A Canvas root_account_uuid whose signed events this key takes.",
+)
+@click.pass_context
+def keys_add_command(
+    ctx: click.Context,
+    name: str,
+    tenants: tuple[str, ...],
+    fetch_hosts: tuple[str, ...],
+    webhook_secret: str | None,
+    static_secret: str | None,
+    canvas_accounts: tuple[str, ...],
+) -> None:
+    """Make a caller's key. The key is printed alone on the last line, this once; a made
+    webhook or static secret is printed once above it."""
+    engine = _open_database(_settings(ctx))
+    try:
+        made = add_key(
+            engine,
+            name=name,
+            tenants=tenants,
+            fetch_hosts=fetch_hosts,
+            canvas_accounts=canvas_accounts,
+            webhook_secret=_secret_option(webhook_secret, new_webhook_secret),
+            static_secret=_secret_option(static_secret, new_static_secret),
+        )
+    except (InvalidKeyOption, IntakeKeyExists) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    finally:
+        engine.dispose()
+    click.echo(f"intake key {made.caller.name!r} for tenant(s) {', '.join(made.caller.tenants)}")
+    if webhook_secret == MAKE_ONE and made.webhook_secret is not None:
+        click.echo(f"webhook secret (shown once): {made.webhook_secret}")
+    if static_secret == MAKE_ONE and made.static_secret is not None:
+        click.echo(f"static secret for X-Yfdocs-Secret (shown once): {made.static_secret}")
+    click.echo("the key (shown once; only its digest is stored):")
+    click.echo(made.key)
+
+
+@keys_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def keys_list_command(ctx: click.Context, as_json: bool) -> None:
+    """The callers, never a key or a secret: only what each key is for."""
+    engine = _open_database(_settings(ctx))
+    try:
+        callers = list_callers(engine)
+    finally:
+        engine.dispose()
+    rows = [
+        {
+            "name": caller.name,
+            "key_id": caller.key_id,
+            "tenants": list(caller.tenants),
+            "fetch_hosts": list(caller.fetch_hosts),
+            "canvas_accounts": list(caller.canvas_accounts),
+            "webhook_secret": caller.has_webhook_secret,
+            "static_secret": caller.has_static_secret,
+            "created_at": iso_timestamp(caller.created_at),
+        }
+        for caller in callers
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(rows)} intake key(s)", header_style="bold")
+    for column in ("name", "key", "tenants", "fetch hosts", "webhook", "static", "created"):
+        table.add_column(column)
+    for caller in callers:
+        table.add_row(
+            caller.name,
+            f"yfk_{caller.key_id}_…",
+            ", ".join(caller.tenants),
+            ", ".join(caller.fetch_hosts),
+            "yes" if caller.has_webhook_secret else "",
+            "yes" if caller.has_static_secret else "",
+            str(iso_timestamp(caller.created_at)),
+        )
+    Console().print(table)
+
+
+@keys_group.command("revoke")
+@click.argument("name")
+@click.pass_context
+def keys_revoke_command(ctx: click.Context, name: str) -> None:
+    """Revoke a caller's key (and its secrets): it stops working at once."""
+    engine = _open_database(_settings(ctx))
+    try:
+        removed = revoke_key(engine, name)
+    finally:
+        engine.dispose()
+    if not removed:
+        click.echo(f"error: no intake key named {name!r}", err=True)
+        raise SystemExit(2)
+    click.echo(f"revoked intake key {name!r}")
 
 
 def _report_dict(outcome: object) -> dict[str, Any]:
@@ -99,4 +304,4 @@ def sync_persons_command(ctx: click.Context, tenants: tuple[str, ...], as_json: 
         raise SystemExit(1)
 
 
-COMMANDS: list[click.Command] = [sync_persons_command]
+COMMANDS: list[click.Command] = [intake_group, sync_persons_command]

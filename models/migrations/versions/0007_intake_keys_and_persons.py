@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("key_sha256", sa.String(length=64), nullable=False),
         sa.Column("tenants", sa.Text(), nullable=False),
         sa.Column("fetch_hosts", sa.Text(), nullable=False),
+        sa.Column("canvas_accounts", sa.Text(), nullable=False),
         sa.Column("webhook_secret", sa.Text(), nullable=True),
         sa.Column("static_secret_sha256", sa.String(length=64), nullable=True),
         sa.Column("created_at", models.types.UTCDateTime(), nullable=False),

@@ -1,0 +1,154 @@
+"""The HTTP intake under test: a real uvicorn server on 127.0.0.1, in a thread of the test
+process, on each kind of database; stopped when the test ends.
+
+`start_intake(**settings)` builds one with these settings (`intake` is one on the
+defaults). The test process holds the same services, so a test can make keys, seed
+persons and read jobs directly, and the publisher is the recording fake (a test of the
+real command runs `yfdocs intake` itself).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from config import Settings
+from intake.callers import NewIntakeKey, add_key
+from intake.events import IntakeServices
+from intake.http import create_app
+from models import JobEvent, UploadJob
+from tests.fake_publisher import FakePublisher
+
+__all__ = ["IntakeUnderTest", "UvicornThread"]
+
+TENANT = "4028868"
+OTHER_TENANT = "4028869"
+
+
+class UvicornThread:
+    """uvicorn serving `app` on 127.0.0.1 (a free port) in a thread, until `stop`."""
+
+    def __init__(self, app: FastAPI, **config: Any) -> None:
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **config)
+        )
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> str:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise AssertionError("uvicorn did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+@dataclass
+class IntakeUnderTest:
+    """A running intake, its services, and shortcuts to what it stored."""
+
+    url: str
+    services: IntakeServices
+    publisher: FakePublisher
+    keys: dict[str, NewIntakeKey] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> Engine:
+        return self.services.engine
+
+    def add_key(
+        self, name: str = "lms", tenants: tuple[str, ...] = (TENANT,), **options: Any
+    ) -> NewIntakeKey:
+        made = add_key(self.engine, name=name, tenants=tenants, **options)
+        self.keys[name] = made
+        return made
+
+    def bearer(self, name: str = "lms") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[name].key}"}
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return requests.post(self.url + path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return requests.get(self.url + path, **kwargs)
+
+    def job_count(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.exec(select(func.count()).select_from(UploadJob)).one())
+
+    def job(self, job_id: str) -> UploadJob:
+        with Session(self.engine) as session:
+            job = session.get(UploadJob, job_id)
+            assert job is not None
+            return job
+
+    def events(self, job_id: str) -> list[JobEvent]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(JobEvent).where(JobEvent.job_id == job_id)))
+
+    def stored_files(self) -> list[Path]:
+        root = Path(self.services.settings.storage_dir)
+        return [path for path in root.rglob("*.pdf")] if root.exists() else []
+
+
+StartIntake = Callable[..., IntakeUnderTest]
+
+
+def intake_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "intake-data",
+        "database_url": database_url,
+        "tenant_id": TENANT,
+        "max_file_bytes": 400_000,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def start_intake(
+    tmp_path: Path, database_url: str, db_engine: Engine, test_ca: tuple[Any, Path]
+) -> Iterator[StartIntake]:
+    """Starts intakes with setting overrides; stops each one at teardown."""
+    servers: list[UvicornThread] = []
+
+    def start(*, publisher: FakePublisher | None = None, **overrides: Any) -> IntakeUnderTest:
+        overrides.setdefault("intake_fetch_ca_bundle", test_ca[1])
+        settings = intake_settings(tmp_path, database_url, **overrides)
+        fake = publisher or FakePublisher()
+        services = IntakeServices.build(settings, db_engine, fake)
+        server = UvicornThread(create_app(services))
+        servers.append(server)
+        return IntakeUnderTest(url=server.start(), services=services, publisher=fake)
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def intake(start_intake: StartIntake) -> IntakeUnderTest:
+    """An intake on the defaults with one key, `lms`, for the tenant 4028868."""
+    running = start_intake()
+    running.add_key("lms", (TENANT,))
+    return running
