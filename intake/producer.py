@@ -36,7 +36,6 @@ from intake.learners import match_learner
 from intake.storage import DocumentStore
 from intake.validation import (
     EnqueueRejected,
-    InvalidPersonCode,
     NoLearner,
     ValidationError,
     check_pdf,
@@ -195,7 +194,8 @@ def _caller_key(tenant_id: str, key: str) -> str:
 
 
 def _learner(request: EnqueueRequest) -> tuple[str | None, str | None, str | None]:
-    """(personCode, e-mail, employee number), each checked; a personCode excludes the others."""
+    """(personCode, e-mail, employee number), each checked. A personCode is used as given;
+    the e-mail and employee number are then kept for the record, never matched."""
     email = None if request.learner_email is None else validate_email(request.learner_email)
     number = (
         None
@@ -203,11 +203,7 @@ def _learner(request: EnqueueRequest) -> tuple[str | None, str | None, str | Non
         else validate_employee_number(request.learner_employee_number)
     )
     if request.person_code is not None:
-        if email is not None or number is not None:
-            raise InvalidPersonCode(
-                "person_code", "give a personCode, or an e-mail or employee number, not both"
-            )
-        return validate_person_code(request.person_code), None, None
+        return validate_person_code(request.person_code), email, number
     if email is None and number is None:
         raise NoLearner(
             "person_code", "no learner: give a personCode, an e-mail address or an employee number"

@@ -86,7 +86,9 @@ class CertificateServer:
         self._httpd.requests = []
         self.pdf = make_pdf(text="certificate from the LMS")
         self.routes["/cert.pdf"] = Reply(body=self.pdf, headers={"Content-Type": "application/pdf"})
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def routes(self) -> dict[str, Reply | Callable[[BaseHTTPRequestHandler], Reply | None]]:

@@ -111,16 +111,17 @@ def test_a_bad_learner_is_refused_and_nothing_is_stored(
     assert producer.stored_files() == []
 
 
-def test_a_personcode_and_a_learner_together_are_refused(producer: Producer) -> None:
-    with pytest.raises(EnqueueRejected, match="not both"):
-        producer.enqueue(
-            EnqueueRequest(
-                document=make_pdf(text="f"),
-                person_code="191166",
-                document_type="certificate",
-                learner_email="jan@example.nl",
-            )
+def test_a_personcode_wins_and_the_learner_is_kept_for_the_record(producer: Producer) -> None:
+    result = producer.enqueue(
+        EnqueueRequest(
+            document=make_pdf(text="f"),
+            person_code="191166",
+            document_type="certificate",
+            learner_email="Jan@Example.nl",
         )
+    )
+    job = result.job
+    assert (job.state, job.person_code, job.learner_email) == ("queued", "191166", "jan@example.nl")
 
 
 def test_an_unmatched_event_sent_again_is_the_same_job_and_a_changed_learner_conflicts(
