@@ -135,11 +135,14 @@ def business_key(kind: str, *parts: str) -> str:
 
 def text_at(payload: Any, *path: str, field: str | None = None) -> str | None:
     """The text at `path` in a JSON object (numbers as their digits), None when absent or
-    null; `MalformedDelivery` for anything else there."""
+    null; `MalformedDelivery` for anything else there, or for a step that is no object."""
     value = payload
-    for name in path:
-        if not isinstance(value, Mapping):
+    for depth, name in enumerate(path):
+        if value is None:
             return None
+        if not isinstance(value, Mapping):
+            where = ".".join(path[:depth]) or "body"
+            raise MalformedDelivery(field or where, f"{where} must be a JSON object")
         value = value.get(name)
     if value is None:
         return None
