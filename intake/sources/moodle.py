@@ -49,8 +49,13 @@ def event_from_moodle(
     idnumber = _field(fields, "user_idnumber")
     learner = _field(fields, "relateduserid") or idnumber or email
     if course_id is None or completed is None or learner is None:
+        missing = (
+            "courseid" if course_id is None else "timecompleted" if completed is None else None
+        )
         raise MalformedDelivery(
-            "courseid", "send courseid, timecompleted and user_email or user_idnumber"
+            missing or "user_email",
+            f"{missing or 'the learner'} is missing: send courseid, timecompleted, and "
+            "user_email or user_idnumber",
         )
     return CompletionEvent(
         source=SOURCE,
