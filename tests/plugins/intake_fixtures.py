@@ -3,12 +3,16 @@ process, on each kind of database; stopped when the test ends.
 
 `start_intake(**settings)` builds one with these settings (`intake` is one on the
 defaults). The test process holds the same services, so a test can make keys, seed
-persons and read jobs directly, and the publisher is the recording fake (a test of the
-real command runs `yfdocs intake` itself).
+persons and read jobs directly, and the publisher is the recording fake. Tests of the real
+command run `yfdocs intake` as a child process (`IntakeProcess`), with the real publisher.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +34,9 @@ from intake.events import IntakeServices
 from intake.http import create_app
 from models import JobEvent, UploadJob
 from tests.fake_publisher import FakePublisher
+from tests.plugins.cli_fixtures import YFDOCS, Cli
 
-__all__ = ["IntakeUnderTest", "UvicornThread"]
+__all__ = ["IntakeProcess", "IntakeUnderTest", "UvicornThread"]
 
 TENANT = "4028868"
 OTHER_TENANT = "4028869"
@@ -152,3 +157,64 @@ def intake(start_intake: StartIntake) -> IntakeUnderTest:
     running = start_intake()
     running.add_key("lms", (TENANT,))
     return running
+
+
+class IntakeProcess:
+    """`yfdocs intake` as a child process for `cli`'s data dir and database."""
+
+    def __init__(self, cli: Cli, log_path: Path, **env: str) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        with log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                [YFDOCS, "intake", "--port", str(self.port)],
+                cwd=cli.cwd,
+                env=cli.env(**env),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"yfdocs intake exited:\n{self.log()}")
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.kill()
+        raise AssertionError(f"yfdocs intake did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM (uvicorn's graceful shutdown), then SIGKILL if it lingers."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return self.process.wait(timeout=15)
+        self.kill()
+        return self.process.wait()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def intake_process(cli: Cli, tmp_path: Path) -> Iterator[Callable[..., IntakeProcess]]:
+    """Starts `yfdocs intake` processes (env overrides as keywords); stops each one."""
+    started: list[IntakeProcess] = []
+
+    def start(**env: str) -> IntakeProcess:
+        process = IntakeProcess(cli, tmp_path / f"intake-{len(started)}.log", **env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
