@@ -4,6 +4,7 @@ and a replay, an expired timestamp, a certificate fetched from an allowed HTTPS 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -228,3 +229,26 @@ def test_a_certificate_host_that_is_down_answers_503_so_the_sender_retries(
     assert answer.status_code == 503
     assert answer.headers["Retry-After"] == "30"
     assert hooks.job_count() == 0
+
+
+def test_no_secret_reaches_a_log_line_an_answer_or_a_job_row(
+    hooks: IntakeUnderTest, certificate_server: CertificateServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = secret_of(hooks)
+    key = hooks.keys["academy"].key
+    body, headers = delivery(secret, payload(certificate_server), message_id="m-logs")
+    answers = [
+        hooks.post("/v1/webhooks/standard/academy", data=body, headers=headers),
+        hooks.post("/v1/webhooks/standard/academy", data=body + b" ", headers=headers),
+        hooks.post("/v1/documents", headers={"Authorization": f"Bearer {key}x"}),
+        hooks.post("/v1/documents", headers={"Authorization": f"Bearer {key}"}, data={"a": "b"}),
+    ]
+    assert [answer.status_code for answer in answers] == [202, 401, 401, 422]
+    job = hooks.job(answers[0].json()["id"])
+    row = json.dumps(job.model_dump(), default=str)
+    assert "401 webhook-signature does not match" in caplog.text  # the refusals are logged
+    for text in (secret, secret.removeprefix("whsec_"), key):
+        assert text not in caplog.text
+        assert text not in row
+        assert all(text not in answer.text for answer in answers)
