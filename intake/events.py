@@ -53,7 +53,9 @@ __all__ = [
     "text_at",
 ]
 
-MAX_EVENT_ID_LENGTH = 128
+# The job's key is `caller:<tenant>:<caller name>/<event key>`: with a 64-character tenant
+# and name, 110 keeps it within the column's 255.
+MAX_EVENT_ID_LENGTH = 110
 
 
 class MalformedDelivery(EnqueueRejected):

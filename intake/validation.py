@@ -238,7 +238,9 @@ def sanitise_file_name(name: str) -> FileName:
     Directories are dropped, accents folded (`é` -> `e`), anything else becomes `_`, the
     extension is `.pdf` in lower case and the whole is at most 128 characters.
     """
-    original = name[:MAX_ORIGINAL_FILE_NAME_LENGTH]
+    # NUL is the one character a database (PostgreSQL) cannot store; an upload's name can
+    # carry it, a file on disk never does.
+    original = name.replace("\x00", "")[:MAX_ORIGINAL_FILE_NAME_LENGTH]
     base = PureWindowsPath(PurePosixPath(name).name).name
     folded = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
     cleaned = _RUNS_OF_UNDERSCORES.sub("_", _FILE_NAME_FORBIDDEN.sub("_", folded)).strip(" ")

@@ -7,6 +7,7 @@ answer "what became of it" for the caller's own tenants only (another tenant's j
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -76,14 +77,19 @@ def post_document(
     return accepted(accept_event(event, caller, services))
 
 
+_JOB_ID = re.compile(r"[0-9a-f-]{1,36}")
+
+
 def _not_found(job_id: str) -> JSONResponse:
-    return JSONResponse({"detail": f"no job {job_id}", "field": "job_id"}, status_code=404)
+    return JSONResponse({"detail": f"no job {job_id:.40}", "field": "job_id"}, status_code=404)
 
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"])
 def get_job(request: Request, caller: Caller, job_id: str) -> JSONResponse:
     """One job with its history: what happened, when, and why."""
     engine = services_of(request).engine
+    if not _JOB_ID.fullmatch(job_id):
+        return _not_found(job_id)
     job = job_table.jobs_by_ids(engine, [job_id]).get(job_id)
     if job is None or job.tenant_id not in caller.tenants:
         return _not_found(job_id)

@@ -236,7 +236,11 @@ def _moodle_fields(content_type: str | None, body: bytes) -> dict[str, str]:
             raise MalformedDelivery("body", "the body is not JSON") from None
         if not isinstance(decoded, dict):
             raise MalformedDelivery("body", "the body is not a JSON object")
-        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in decoded.items()}
+        return {
+            str(name): value if isinstance(value, str) else json.dumps(value)
+            for name, value in decoded.items()
+            if value is not None
+        }
     try:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     except (UnicodeDecodeError, ValueError):

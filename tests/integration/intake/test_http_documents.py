@@ -85,7 +85,7 @@ def test_refusals_name_the_field_and_store_nothing(intake: IntakeUnderTest) -> N
         (make_pdf(text="e"), {"person_code": ""}, 422, "person_code", "no learner"),
         (b"\x89PNG\r\n\x1a\n not a pdf", {}, 422, "file", "not a PDF"),
         (make_encrypted_pdf(), {}, 422, "file", "encrypted"),
-        (make_pdf(text="f"), {"event_id": "x" * 129}, 422, "event_id", "over 128"),
+        (make_pdf(text="f"), {"event_id": "x" * 102}, 422, "event_id", "over 110"),
         (make_pdf(text="g"), {"event_id": "a\x07b"}, 422, "event_id", "control"),
         (make_pdf(pad_to=400_001), {}, 413, "file", "largest accepted is 400,000"),
     ]

@@ -1,7 +1,8 @@
 """Property-based fuzzing of the intake's published OpenAPI with schemathesis: whatever a
 caller sends, the answer is never a 5xx (bad input is refused with a 4xx). About 1,000
-cases over every operation, against a real uvicorn server with real keys and secrets, so
-the fuzzed bodies get past authentication into the parsers."""
+cases over every operation and both databases (PostgreSQL refuses strings SQLite takes),
+against a real uvicorn server with real keys and secrets, so the fuzzed bodies get past
+authentication into the parsers."""
 
 from __future__ import annotations
 
@@ -16,13 +17,8 @@ from schemathesis.checks import not_a_server_error
 from intake.callers import new_static_secret
 from tests.plugins.intake_fixtures import IntakeUnderTest, StartIntake
 
-EXAMPLES_PER_OPERATION = 150  # nine operations, two without inputs: about 1,000 cases
-
-
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """SQLite only: the fuzzing is about the HTTP surface, not the database."""
-    return f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'yfdocs.sqlite3'}"
+# Nine operations (two without inputs) on two databases: about 1,000 cases in all.
+EXAMPLES_PER_OPERATION = 75
 
 
 @pytest.fixture
@@ -59,5 +55,5 @@ def test_no_request_makes_a_server_error(fuzzed: IntakeUnderTest) -> None:
 
         no_server_error()
     assert len(operations) == 9
-    assert sum(statuses.values()) >= 800, statuses  # operations without inputs run fewer
+    assert sum(statuses.values()) >= 400, statuses  # operations without inputs run fewer
     assert not [status for status in statuses if status >= 500], statuses
