@@ -1,11 +1,12 @@
 """Intake throughput: LMS events per second through `yfdocs intake` next to a bare library
 enqueue of the same PDFs, measured in the same run.
 
-The intake is the real command (uvicorn, the real publisher on the embedded filesystem
-broker, SQLite unless --database-url) in a process of its own; HTTP clients post
-`POST /v1/documents` (a 200 KB PDF each, a distinct event_id) from threads of this
-process. The baseline calls `enqueue_document` with the same bytes in this process, one
-after the other: the same validation, store, insert, commit and publish, without HTTP.
+The intake is the real command (uvicorn, SQLite unless --database-url) in a process of
+its own; HTTP clients post `POST /v1/documents` (a 200 KB PDF each, a distinct event_id)
+from threads of this process. The baseline calls `enqueue_document` with the same bytes
+in this process, one after the other: the same validation, store, insert and commit,
+without HTTP. Neither publishes (the dispatcher does, later), so both measure the producer
+alone: every job must be created afresh, `queued` and unpublished.
 Each case gets a fresh data dir. Nothing here is a timed test.
 
     .venv/bin/python -m bench.intake_throughput [--docs 200] [--clients 1,4] [--size 200000]
@@ -36,7 +37,6 @@ from intake.callers import add_key  # noqa: E402
 from intake.producer import EnqueueRequest, enqueue_document  # noqa: E402
 from intake.storage import FilesystemDocumentStore  # noqa: E402
 from models import make_engine, migrate  # noqa: E402
-from worker.celery_app import CeleryPublisher, create_celery_app  # noqa: E402
 
 TENANT = "4028868"
 YFDOCS = str(Path(sys.executable).with_name("yfdocs"))
@@ -47,7 +47,6 @@ def bench_library(root: Path, documents: list[bytes], database_url: str | None) 
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     store = FilesystemDocumentStore(settings.storage_dir)
-    publisher = CeleryPublisher(create_celery_app(settings))
 
     def run() -> None:
         for number, content in enumerate(documents):
@@ -62,11 +61,10 @@ def bench_library(root: Path, documents: list[bytes], database_url: str | None) 
                 ),
                 engine=engine,
                 store=store,
-                publisher=publisher,
                 settings=settings,
             )
-            if not (result.created and result.published):
-                raise RuntimeError(f"document {number} was not enqueued and published afresh")
+            if not (result.created and result.job.state == "queued"):
+                raise RuntimeError(f"document {number} was not enqueued afresh")
 
     try:
         return timed(run)
@@ -150,7 +148,7 @@ def bench_intake(
             elapsed = time.perf_counter() - started
             with lock:
                 latencies.append(elapsed)
-                if answer.status_code != 202 or answer.json()["published_at"] is None:
+                if answer.status_code != 202 or not answer.json()["created"]:
                     failures.append(f"{number}: {answer.status_code} {answer.text[:120]}")
 
     threads = [threading.Thread(target=client) for _ in range(clients)]

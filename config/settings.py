@@ -15,7 +15,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from api_client.endpoints import check_endpoint_url
 from config.budgets import TimeBudgets, time_budgets
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "parse_tenant_weights"]
+
+
+def parse_tenant_weights(text: str) -> dict[str, float]:
+    """`YFDOCS_TENANT_WEIGHTS` as a mapping: `"4028868:2,1234:0.5"`; ValueError when bad."""
+    weights: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        tenant, sep, value = item.partition(":")
+        try:
+            weight = float(value) if sep else float("nan")
+        except ValueError:
+            weight = float("nan")
+        if not tenant.strip() or not weight > 0:
+            raise ValueError(
+                f"YFDOCS_TENANT_WEIGHTS entry {item!r}: expected tenant:weight with a weight > 0"
+            )
+        weights[tenant.strip()] = weight
+    return weights
 
 
 class Settings(BaseSettings):
@@ -61,7 +80,37 @@ class Settings(BaseSettings):
         gt=0,
         description="the fleet's wait after a 429 that names neither its limit nor a Retry-After",
     )
-    token_monthly_budget: int = Field(400, ge=1)
+    token_monthly_budget: int = Field(
+        400, ge=2, description="token requests per budget window, for all tenants together"
+    )
+    token_reserve: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="the fraction of the token budget held back for refused credentials and "
+        "revoked tokens; spent only on live work in the budget window's last day",
+    )
+    token_budget_window: float | None = Field(
+        None,
+        gt=0,
+        description="seconds of a token budget window; unset: the calendar month in "
+        "YFDOCS_QUOTA_TIMEZONE (a shorter one is a fixed slice of UTC time, for time-scaled "
+        "sandboxes and tests)",
+    )
+    dispatch_interval: float = Field(
+        1.0, gt=0, description="seconds between two passes of the dispatcher"
+    )
+    dispatch_ready_factor: float = Field(
+        2.0,
+        ge=1,
+        description="the broker holds at most this many times YFDOCS_MAX_CONCURRENCY messages "
+        "that no worker has claimed yet",
+    )
+    tenant_weights: str = Field(
+        "",
+        description="tenant:weight pairs (comma-separated) for sharing the calls and slots "
+        "between tenants within a priority class; a tenant not named weighs 1",
+    )
     credentials_retry: float = Field(
         900,
         gt=0,
@@ -69,6 +118,11 @@ class Settings(BaseSettings):
         "doubles with each refusal up to a day, and new credentials are tried at once",
     )
     max_file_bytes: int = Field(4_000_000, ge=1)
+    pdf_active_content: Literal["refuse", "allow"] = Field(
+        "refuse",
+        description="refuse PDFs with JavaScript, a Launch action, embedded files or an XFA "
+        "form (a personnel file is no place for content that acts when opened), or allow them",
+    )
 
     poll_first_delay: float = Field(30, ge=0)
     poll_max_delay: float = Field(900, gt=0)
@@ -149,6 +203,16 @@ class Settings(BaseSettings):
     @property
     def plain_http_host_names(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.plain_http_hosts.split(",") if name.strip())
+
+    @field_validator("tenant_weights")
+    @classmethod
+    def _weights_parse(cls, value: str) -> str:
+        parse_tenant_weights(value)  # raises ValueError with one line naming the entry
+        return value
+
+    @property
+    def tenant_weight_map(self) -> dict[str, float]:
+        return parse_tenant_weights(self.tenant_weights)
 
     @model_validator(mode="after")
     def _budgets_fit(self) -> Settings:

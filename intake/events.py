@@ -38,7 +38,6 @@ from intake.validation import (
     InvalidValidFrom,
     ValidationError,
 )
-from messaging import JobPublisher
 from models import Priority
 
 __all__ = [
@@ -100,18 +99,17 @@ class CompletionEvent:
 
 @dataclass
 class IntakeServices:
-    """What the intake needs: the settings, the database, the store, the publisher the
-    command built (the intake never builds a broker client itself), the downloader."""
+    """What the intake needs: the settings, the database, the store, the downloader. No
+    publisher: an accepted job is a committed row, which the dispatcher publishes."""
 
     settings: Settings
     engine: Engine
     store: DocumentStore
-    publisher: JobPublisher
     fetcher: CertificateFetcher
     canvas_keys: PyJWKClient | None = None
 
     @classmethod
-    def build(cls, settings: Settings, engine: Engine, publisher: JobPublisher) -> IntakeServices:
+    def build(cls, settings: Settings, engine: Engine) -> IntakeServices:
         canvas_keys = None
         if settings.canvas_jwks_url is not None:
             canvas_keys = PyJWKClient(
@@ -121,7 +119,6 @@ class IntakeServices:
             settings=settings,
             engine=engine,
             store=FilesystemDocumentStore(settings.storage_dir),
-            publisher=publisher,
             fetcher=CertificateFetcher(
                 timeout=settings.intake_fetch_timeout, ca_bundle=settings.intake_fetch_ca_bundle
             ),
@@ -209,6 +206,5 @@ def accept_event(
         request,
         engine=services.engine,
         store=services.store,
-        publisher=services.publisher,
         settings=services.settings,
     )

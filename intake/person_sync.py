@@ -13,8 +13,16 @@ brought records but no `lastModified` (only deletions, or a reader without that 
 moves it to the start of the sync less the margin; a read that brought nothing leaves it.
 
 After a sync the tenant's `unmatched` jobs are matched again (`rematch_unmatched_jobs`):
-a job whose learner is now known gets its personCode, moves to `queued` with an event,
-and is published; one that still is not keeps waiting, with its reason brought up to date.
+a job whose learner is now known gets its personCode and moves to `queued` with an event,
+unpublished, for the dispatcher to send like any other; one that still is not keeps
+waiting, with its reason brought up to date.
+
+A sync needs the tenant's token like any upload, so it goes through the delivery windows
+(`scheduling.token_windows`): a tenant whose window is open syncs on its token; one without
+asks the token pacer for a window first (`request_window`), at backfill's pace, so the
+month's token budget is spent no faster for persons than for documents. When the pace
+allows none now, the token fetch is refused (`TokenWindowClosed`) and the tenant is
+reported not synced, its watermark kept for the next try.
 """
 
 from __future__ import annotations
@@ -28,16 +36,16 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 
 from api_client import HrRecord, YouforceError
+from config import Settings
 from intake.callers import key_tenants
 from intake.learners import match_learner
-from intake.producer import publish_job
 from intake.validation import ValidationError, validate_person_code
-from messaging import JobPublisher
 from models import UploadJob, utcnow
 from models import jobs as job_table
 from models import persons as person_table
 from models.errors import YfdocsError
 from models.persons import PersonEntry
+from scheduling.token_windows import grant_window, open_windows, outstanding_grants
 
 __all__ = [
     "PAGE_SIZE",
@@ -47,6 +55,7 @@ __all__ = [
     "RematchReport",
     "TenantSyncFailure",
     "rematch_unmatched_jobs",
+    "request_window",
     "sync_persons",
     "sync_tenants",
     "tenants_to_sync",
@@ -160,13 +169,13 @@ def _next_watermark(
 def sync_persons(
     engine: Engine,
     reader: PersonsReader,
-    publisher: JobPublisher,
     tenant_id: str,
     *,
     now: datetime | None = None,
     page_size: int = PAGE_SIZE,
 ) -> PersonSyncReport:
-    """Bring the tenant's persons up to date, then queue the waiting jobs that now match."""
+    """Bring the tenant's persons up to date, then queue the waiting jobs that now match
+    (the dispatcher publishes them)."""
     started = now or utcnow()
     state = person_table.sync_state(engine, tenant_id)
     old_watermark = state.changed_after if state is not None else None
@@ -211,14 +220,15 @@ def sync_persons(
         skipped=skipped,
         persons=person_table.count_persons(engine, tenant_id),
         changed_after=watermark,
-        rematch=rematch_unmatched_jobs(engine, publisher, tenant_id),
+        rematch=rematch_unmatched_jobs(engine, tenant_id),
     )
 
 
 def rematch_unmatched_jobs(
-    engine: Engine, publisher: JobPublisher, tenant_id: str, *, now: datetime | None = None
+    engine: Engine, tenant_id: str, *, now: datetime | None = None
 ) -> RematchReport:
-    """Queue and publish the tenant's waiting jobs whose learner is now known."""
+    """Queue the tenant's waiting jobs whose learner is now known: each becomes `queued`
+    and unpublished, and the dispatcher sends it in the fleet's order of work."""
     matched = waiting = 0
     for job in _unmatched(engine, tenant_id):
         at = now or utcnow()
@@ -242,7 +252,6 @@ def rematch_unmatched_jobs(
         )
         if queued is not None:
             matched += 1
-            publish_job(queued, engine=engine, publisher=publisher, now=at)
     return RematchReport(matched=matched, still_unmatched=waiting)
 
 
@@ -268,15 +277,36 @@ class TenantSyncFailure:
         return f"tenant {self.tenant_id}: not synced: {self.error}"
 
 
+def request_window(
+    engine: Engine, settings: Settings, tenant_id: str, *, now: datetime | None = None
+) -> bool:
+    """Make sure the tenant may have a token for its sync: True when its delivery window is
+    open or the token pacer grants one now (or one is granted already), False when the
+    pace allows none now (the sync's token fetch will then be refused, not made).
+
+    The grant is asked for as backfill work (`live=False`): a persons sync is never more
+    urgent than a learner's certificate."""
+    at = now or utcnow()
+    if tenant_id in open_windows(engine, now=at, margin_seconds=settings.token_refresh_margin):
+        return True
+    granted = grant_window(engine, settings, tenant_id, live=False, now=at, reason="persons sync")
+    if granted is not None:
+        return True
+    with engine.connect() as connection:
+        return tenant_id in outstanding_grants(connection, at)
+
+
 def sync_tenants(
-    engine: Engine, reader: PersonsReader, publisher: JobPublisher, tenants: Iterable[str]
+    engine: Engine, reader: PersonsReader, tenants: Iterable[str], *, settings: Settings
 ) -> list[PersonSyncReport | TenantSyncFailure]:
-    """Sync each tenant in turn; one the API refuses (no Get_Basic scope, a quota spent)
-    does not keep the others from their sync. Its watermark stays, so nothing is missed."""
+    """Sync each tenant in turn, each in a delivery window (`request_window`); one the API
+    refuses (no Get_Basic scope, a quota spent) or the pacer gives no window now does not
+    keep the others from their sync. Its watermark stays, so nothing is missed."""
     outcomes: list[PersonSyncReport | TenantSyncFailure] = []
     for tenant_id in tenants:
         try:
-            outcomes.append(sync_persons(engine, reader, publisher, tenant_id))
+            request_window(engine, settings, tenant_id)
+            outcomes.append(sync_persons(engine, reader, tenant_id))
         except (YouforceError, YfdocsError) as exc:
             log.warning("tenant %s: persons sync did not run: %s", tenant_id, exc)
             outcomes.append(TenantSyncFailure(tenant_id, str(exc)))

@@ -1,18 +1,22 @@
-"""The one way a document becomes a job: validate -> store -> insert -> commit -> publish.
+"""The one way a document becomes a job: validate -> store -> insert -> commit.
 
 Every producer (the CLI, the library, backfill, the HTTP intake, the demo) calls
 `enqueue_document`, so every job obeys the same rules:
 
 - nothing is stored or inserted for input that is refused (`EnqueueRejected`);
-- the same document enqueued twice is one job, even when two producers race: the
-  idempotency key is unique in the database, and the loser of the race reads the winner;
-- the message is published only after the commit (the outbox rule). If the broker is
-  down the job stays `queued` with `published_at` NULL and the sweeper publishes it later;
-  the producer still answers "accepted";
+- the same document enqueued twice is one job, even when two producers race, and whatever
+  key each gave: identical content (tenant, personCode, type, SHA-256) answers the job
+  already there, and its history records the repeat; a key is unique in the database,
+  and a key reused for other content is an `IdempotencyConflict`;
+- the committed row is the whole of it. The dispatcher (`worker.dispatcher`) publishes the
+  job when it can start, in the fleet's order of work (live before backfill, tenants
+  sharing fairly), so a producer never needs the broker: it answers "accepted" whatever
+  the broker's state, and a backfill of thousands never floods it;
 - a request may name its learner by e-mail address or employee number instead of the
   personCode (`intake.learners`). Everything else is validated first; a learner who
   cannot be matched yet makes an `unmatched` job with its PDF and the reason, which is
-  queued after a persons sync finds the person (`intake.person_sync`);
+  queued for the dispatcher after a persons sync finds the person (`intake.person_sync`).
+  Until then its content is its tenant, learner (as given), type and SHA-256;
 - a document may be fetched from a `certificate_url` (`DocumentSource`): validation
   reaches it last, after every cheaper check, and a request whose caller key already
   names a job is answered with that job without fetching anything.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -51,7 +56,6 @@ from intake.validation import (
     validate_tenant_id,
     validate_valid_from,
 )
-from messaging import JobPublisher, PublishError
 from models import JobState, Priority, UploadJob, utcnow
 from models import jobs as job_table
 
@@ -62,12 +66,11 @@ __all__ = [
     "EnqueueRequest",
     "EnqueueResult",
     "IdempotencyConflict",
-    "PublishError",
     "ValidatedDocument",
     "ValidationError",
     "derived_idempotency_key",
     "enqueue_document",
-    "publish_job",
+    "enqueue_validated",
     "retry_job",
     "validate_request",
 ]
@@ -124,7 +127,9 @@ class DocumentSource(Protocol):
 
 @dataclass(frozen=True)
 class EnqueueRequest:
-    """What a producer hands in. `document` is the PDF's bytes, a path, or a source to fetch.
+    """What a producer hands in. `document` is the PDF's bytes, a path to it (a `str` keeps
+    a trailing slash that `Path` would drop, so that `cert.pdf/` is refused), or a source
+    to fetch.
 
     The learner is a `person_code`, or else a `learner_email` and/or
     `learner_employee_number` for learner mapping. `description` None means "derive one"
@@ -132,7 +137,7 @@ class EnqueueRequest:
     `idempotency_key` None means the key derived from the content.
     """
 
-    document: bytes | Path | DocumentSource
+    document: bytes | str | Path | DocumentSource
     person_code: str | None
     document_type: str | DocumentType
     description: str | None = None
@@ -174,10 +179,6 @@ class EnqueueResult:
 
     job: UploadJob
     created: bool
-
-    @property
-    def published(self) -> bool:
-        return self.job.published_at is not None
 
 
 def derived_idempotency_key(
@@ -238,7 +239,7 @@ def validate_request(request: EnqueueRequest, settings: Settings) -> ValidatedDo
     elif isinstance(request.document, DocumentSource):
         given_name = request.file_name or request.document.file_name
     else:
-        given_name = request.file_name or Path(request.document).name
+        given_name = request.file_name or os.path.basename(os.fspath(request.document))
     name = sanitise_file_name(given_name)
     description = validate_description(
         request.description
@@ -250,8 +251,12 @@ def validate_request(request: EnqueueRequest, settings: Settings) -> ValidatedDo
     elif isinstance(request.document, DocumentSource):
         content = request.document.read(settings.max_file_bytes)
     else:
-        content = read_document(Path(request.document), settings.max_file_bytes)
-    facts = check_pdf(content, settings.max_file_bytes)
+        content = read_document(request.document, settings.max_file_bytes)
+    facts = check_pdf(
+        content,
+        settings.max_file_bytes,
+        refuse_active_content=settings.pdf_active_content == "refuse",
+    )
     document = ValidatedDocument(
         content=content,
         sha256=facts.sha256,
@@ -327,23 +332,49 @@ def _already_fetched(
     return job_table.find_by_idempotency_key(engine, key)
 
 
+def _unmatched_learner(
+    document: ValidatedDocument, person_code: str | None
+) -> tuple[str | None, str | None] | None:
+    """For a job whose learner is not matched yet: the learner as the event named them,
+    which stands in for the personCode in its content (two learners nobody knows yet are
+    not one person). None once there is a personCode."""
+    if person_code is not None:
+        return None
+    return (document.learner_email, document.learner_employee_number)
+
+
+def _key_words(document: ValidatedDocument) -> str:
+    if document.caller_key is None:
+        return "without a key"
+    return f"with key {document.caller_key}"
+
+
 def enqueue_document(
     request: EnqueueRequest,
     *,
     engine: Engine,
     store: DocumentStore,
-    publisher: JobPublisher,
     settings: Settings,
 ) -> EnqueueResult:
     """Turn a request into a queued (or `unmatched`) job, or return the job it already is.
 
     Raises `EnqueueRejected` (with nothing stored) for refused input, including
-    `IdempotencyConflict`. Never raises because the broker is down.
+    `IdempotencyConflict`. Needs no broker: the dispatcher publishes the job.
     """
     fetched_before = _already_fetched(engine, request, settings)
     if fetched_before is not None:
         return EnqueueResult(job=fetched_before, created=False)
-    document = validate_request(request, settings)
+    return enqueue_validated(validate_request(request, settings), engine=engine, store=store)
+
+
+def enqueue_validated(
+    document: ValidatedDocument,
+    *,
+    engine: Engine,
+    store: DocumentStore,
+) -> EnqueueResult:
+    """`enqueue_document` for a request already validated: a caller that must refuse bad
+    input before it opens anything (the CLI creates no data dir for it) validates first."""
     existing = _existing(engine, document)
     if existing is not None:
         return EnqueueResult(job=existing, created=False)
@@ -358,7 +389,17 @@ def enqueue_document(
         )
         person_code, unmatched_reason = match.person_code, match.reason
 
-    storage_key = store.put(document.content)
+    # A repeat under another key needs no copy of the bytes: theirs may be gone already
+    # (retention deletes them after a finished job), and a copy no job owns would stay.
+    repeat = job_table.find_same_content(
+        engine,
+        tenant_id=document.tenant_id,
+        person_code=person_code or "",
+        document_type=document.document_type.value,
+        sha256=document.sha256,
+        learner=_unmatched_learner(document, person_code),
+    )
+    storage_key = repeat.storage_key if repeat is not None else store.put(document.content)
     now = utcnow()
     job = UploadJob(
         tenant_id=document.tenant_id,
@@ -385,48 +426,31 @@ def enqueue_document(
     if unmatched_reason is not None:
         reason += f"; unmatched: {unmatched_reason}"
     try:
-        job_table.insert_job(engine, job, reason=reason, now=now)
+        job, created = job_table.insert_job_unless_same_content(
+            engine,
+            job,
+            reason=reason,
+            again=f"enqueued again by {document.source} {_key_words(document)}: same document",
+            now=now,
+        )
     except IntegrityError:
-        # Another producer inserted the same key between our look-up and our insert.
+        # Another producer inserted this key, for other content, between our look-up and
+        # our insert: the look-up again finds the conflict.
         winner = _existing(engine, document)
         if winner is None:
             raise
         return EnqueueResult(job=winner, created=False)
+    if not created:
+        return EnqueueResult(job=job, created=False)
     if not store.exists(storage_key):
         # Retention removed a file with these bytes between our put and our commit (it
         # could not yet see this job). Now that the row exists it will not do so again.
         store.put(document.content)
 
-    if job.job_state is JobState.QUEUED:
-        publish_job(job, engine=engine, publisher=publisher)
     return EnqueueResult(job=job, created=True)
 
 
-def publish_job(
-    job: UploadJob, *, engine: Engine, publisher: JobPublisher, now: datetime | None = None
-) -> bool:
-    """Publish the job's id and record when; False (job left for the sweeper) if refused."""
-    try:
-        publisher.publish_upload(job.id)
-    except PublishError as exc:
-        log.warning(
-            "job %s stays queued: the broker did not take its message (%s); "
-            "the sweeper will publish it",
-            job.id,
-            exc,
-        )
-        return False
-    published_at = now or utcnow()
-    job_table.mark_published(engine, job.id, state=JobState.QUEUED, now=published_at)
-    job.published_at = published_at
-    return True
-
-
-def retry_job(
-    engine: Engine, publisher: JobPublisher, job_id: str, *, now: datetime, reason: str
-) -> UploadJob:
-    """Send a failed or expired job again from the start (`yfdocs retry`); raises
-    `models.jobs.JobNotRetryable` for any other job."""
-    job = job_table.requeue_finished_job(engine, job_id, reason=reason, now=now)
-    publish_job(job, engine=engine, publisher=publisher, now=now)
-    return job
+def retry_job(engine: Engine, job_id: str, *, now: datetime, reason: str) -> UploadJob:
+    """Queue a failed or expired job again from the start (`yfdocs retry`; the dispatcher
+    sends it); raises `models.jobs.JobNotRetryable` for any other job."""
+    return job_table.requeue_finished_job(engine, job_id, reason=reason, now=now)

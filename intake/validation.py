@@ -5,7 +5,8 @@ one line and exit 2, the intake can answer 422, and nothing half-done is left be
 
     EnqueueRejected               (field, message; input refused, nothing stored)
     ├── ValidationError           (a value that breaks a rule)
-    │   ├── InvalidPdf            (not a PDF, truncated, encrypted, empty, no pages)
+    │   ├── InvalidPdf            (not a PDF, truncated, needs a password, empty, no pages,
+    │   │                          active content)
     │   ├── FileTooLarge          (over YFDOCS_MAX_FILE_BYTES)
     │   ├── InvalidDocumentType   (not one of the seven)
     │   ├── InvalidPersonCode     (would not be a safe URL path segment)
@@ -24,17 +25,21 @@ original is kept for the record.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
 
-from pypdf import PdfReader
-from pypdf.errors import FileNotDecryptedError, PdfReadError
+from pypdf import PasswordType, PdfReader, apply_configuration
+from pypdf.errors import FileNotDecryptedError, LimitReachedError
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
 from api_client import DocumentType
 from models.errors import Decision, YfdocsError
@@ -43,6 +48,7 @@ __all__ = [
     "MAX_CALLER_KEY_LENGTH",
     "MAX_DESCRIPTION_LENGTH",
     "MAX_FILE_NAME_LENGTH",
+    "MAX_INSPECTED_CONTAINERS",
     "EnqueueRejected",
     "FileName",
     "FileTooLarge",
@@ -58,8 +64,10 @@ __all__ = [
     "NoLearner",
     "PdfFacts",
     "ValidationError",
+    "active_content",
     "check_pdf",
     "default_description",
+    "describe_file_error",
     "read_document",
     "sanitise_file_name",
     "validate_caller_key",
@@ -79,11 +87,17 @@ MAX_CALLER_KEY_LENGTH = 200
 MAX_EMAIL_LENGTH = 254
 PDF_MAGIC = b"%PDF-"
 EOF_MARKER = b"%%EOF"
-EOF_SEARCH_WINDOW = 1024
+# A stream may inflate to this many times the largest file accepted (object streams of
+# text compress about 5:1), and never less than this many bytes.
+INFLATE_FACTOR = 8
+MIN_INFLATED_BYTES = 1 << 20
+# A certificate has a few hundred; a file with more is not walked to the end.
+MAX_INSPECTED_CONTAINERS = 100_000
 
 _PERSON_CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _TENANT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_REVISION_PART = re.compile(rb"\d+\s+\d+\s+obj\b|\b(?:xref|trailer|startxref)\b")
 # Deliberately plain: one @, a dot in the domain, no spaces or brackets. Mapping only ever
 # compares it with the addresses Youforce holds; it is never sent anywhere.
 _EMAIL = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]+")
@@ -107,7 +121,7 @@ class ValidationError(EnqueueRejected):
 
 
 class InvalidPdf(ValidationError):
-    """The bytes are not a complete, readable, unencrypted PDF with at least one page."""
+    """The bytes are not a complete, readable PDF with a page that opens without a password."""
 
 
 class FileTooLarge(ValidationError):
@@ -171,23 +185,71 @@ class FileName:
         return self.file_name != self.original_file_name
 
 
-def read_document(path: Path, max_bytes: int) -> bytes:
-    """The file's bytes, refusing an oversized file before reading it into memory."""
+def read_document(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """The file's bytes, refusing anything but a regular file within the size limit.
+
+    The path is taken as given: `cert.pdf/` names a directory even though `pathlib` would
+    drop the slash. The file is opened once and judged by its descriptor, so a file
+    swapped between the check and the read is not read, and a FIFO never blocks.
+    """
+    raw = os.fspath(path)
+    shown = _shown_path(raw)
+    if raw.endswith(("/", os.sep)):
+        raise InvalidPdf("file", f"{shown} names a directory (it ends in '/'), not a PDF file")
+    if "\x00" in raw:
+        raise InvalidPdf("file", f"{shown} is not a usable path: it contains a NUL character")
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise InvalidPdf("file", f"{path} is not a regular file")
-        if size > max_bytes:
-            raise _too_large(size, max_bytes)
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise InvalidPdf("file", f"{path} does not exist") from None
-    except PermissionError:
-        raise InvalidPdf("file", f"{path} cannot be read (permission denied)") from None
-    except IsADirectoryError:
-        raise InvalidPdf("file", f"{path} is a directory, not a PDF file") from None
-    return data
+        descriptor = os.open(raw, _OPEN_FLAGS)
+    except OSError as exc:
+        raise _unreadable(raw, exc) from None
+    try:
+        info = os.fstat(descriptor)
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidPdf("file", f"{shown} is not a regular file: it is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidPdf("file", f"{shown} is not a regular file")
+        if info.st_size > max_bytes:
+            raise _too_large(info.st_size, max_bytes)
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            return handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise _unreadable(raw, exc) from None
+    finally:
+        os.close(descriptor)
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+_ERRNO_WORDING = {
+    errno.ENOENT: "does not exist",
+    errno.EACCES: "cannot be read (permission denied)",
+    errno.EPERM: "cannot be read (permission denied)",
+    errno.EISDIR: "is a directory, not a file",
+    errno.ENAMETOOLONG: "cannot be opened: the name is too long",
+    errno.ELOOP: "cannot be opened: too many levels of symbolic links (a symlink loop)",
+    errno.ENOTDIR: "cannot be opened: a part of the path is a file, not a directory",
+}
+_SHOWN_PATH_LENGTH = 160
+
+
+def _unreadable(raw: str, exc: OSError) -> InvalidPdf:
+    return InvalidPdf("file", describe_file_error(raw, exc))
+
+
+def describe_file_error(path: str, exc: OSError) -> str:
+    """One line naming the path and, in words, what the file system said (by errno)."""
+    wording = _ERRNO_WORDING.get(exc.errno or 0)
+    if wording is None:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        wording = f"cannot be read: {reason}"
+    return f"{_shown_path(path)} {wording}"
+
+
+def _shown_path(raw: str) -> str:
+    """The path for a message: a very long one keeps its start and its end."""
+    if len(raw) <= _SHOWN_PATH_LENGTH:
+        return raw
+    half = _SHOWN_PATH_LENGTH // 2
+    return f"{raw[:half]}...{raw[-half:]} ({len(raw)} characters)"
 
 
 def _too_large(size: int, max_bytes: int) -> FileTooLarge:
@@ -196,12 +258,13 @@ def _too_large(size: int, max_bytes: int) -> FileTooLarge:
     )
 
 
-def check_pdf(data: bytes, max_bytes: int) -> PdfFacts:
-    """Accept only a whole, unencrypted PDF with a page, judged by content, never by name.
+def check_pdf(data: bytes, max_bytes: int, *, refuse_active_content: bool = True) -> PdfFacts:
+    """Accept only a whole PDF with a page that opens without a password, judged by content.
 
-    The magic bytes keep out images and text renamed `.pdf`; the `%%EOF` marker at the end
-    and a parse with pypdf keep out truncated and damaged files, which the API would only
-    refuse hours later.
+    The magic bytes keep out images and text renamed `.pdf`; the `%%EOF` marker and a parse
+    with pypdf keep out truncated and damaged files, which the API would only refuse hours
+    later. With `refuse_active_content` (YFDOCS_PDF_ACTIVE_CONTENT=refuse, the default) a
+    PDF that can act when opened is refused too (`active_content`).
     """
     size = len(data)
     if size == 0:
@@ -210,26 +273,160 @@ def check_pdf(data: bytes, max_bytes: int) -> PdfFacts:
         raise _too_large(size, max_bytes)
     if not data.startswith(PDF_MAGIC):
         raise InvalidPdf("file", f"not a PDF: the content does not start with {PDF_MAGIC!r}")
-    if EOF_MARKER not in data[-EOF_SEARCH_WINDOW:]:
-        raise InvalidPdf("file", "the PDF is truncated: no %%EOF marker at its end")
-    try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            raise InvalidPdf("file", "the PDF is encrypted (password protected)")
-        pages = len(reader.pages)
-        if pages > 0:
-            reader.pages[0].mediabox  # noqa: B018  (parses the first page object)
-    except InvalidPdf:
-        raise
-    except FileNotDecryptedError:
-        raise InvalidPdf("file", "the PDF is encrypted (password protected)") from None
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise InvalidPdf("file", f"the PDF is damaged and cannot be read: {exc}") from None
-    except RecursionError:
-        raise InvalidPdf("file", "the PDF is damaged: its object tree loops") from None
+    _check_complete(data)
+    with apply_configuration(**_parse_limits(max_bytes)):
+        pages = _read_structure(data, refuse_active_content=refuse_active_content)
     if pages == 0:
         raise InvalidPdf("file", "the PDF has no pages")
     return PdfFacts(size_bytes=size, sha256=hashlib.sha256(data).hexdigest(), pages=pages)
+
+
+def _check_complete(data: bytes) -> None:
+    """Refuse a file cut short: no `%%EOF`, or PDF structure after the last one.
+
+    Readers take the last `%%EOF` wherever it is and ignore what follows (a signature's
+    padding, a mail gateway's footer), so bytes after it are allowed, however many; but
+    objects, an xref or a trailer after it are the start of a revision that was cut off.
+    """
+    last = data.rfind(EOF_MARKER)
+    if last < 0:
+        raise InvalidPdf("file", "the PDF is truncated: no %%EOF marker")
+    if _REVISION_PART.search(data, last + len(EOF_MARKER)):
+        raise InvalidPdf(
+            "file", "the PDF is truncated: its last revision ends without an %%EOF marker"
+        )
+
+
+def _parse_limits(max_bytes: int) -> dict[str, Any]:
+    """pypdf's limits, scaled to the largest file accepted: memory and work stay bounded.
+
+    pypdf's defaults let one stream inflate to 75 MB and a file do 300 MB of decoding work;
+    a certificate of at most `max_bytes` needs a fraction of that. No external decoder is
+    ever run on a caller's bytes.
+    """
+    inflated = max(INFLATE_FACTOR * max_bytes, MIN_INFLATED_BYTES)
+    return {
+        "maximum_declared_stream_length": max_bytes,
+        "array_based_stream_maximum_output_length": inflated,
+        "zlib_maximum_output_length": inflated,
+        "lzw_maximum_output_length": inflated,
+        "run_length_maximum_output_length": inflated,
+        "brotli_maximum_output_length": inflated,
+        "jbig2_maximum_output_length": inflated,
+        "image_maximum_buffer_size": inflated,
+        "stream_decoding_work_maximum_length": 2 * inflated,
+        "xfa_decoding_work_maximum_length": 2 * inflated,
+        "jbig2dec_binary": None,
+    }
+
+
+def _needs_a_password() -> InvalidPdf:
+    return InvalidPdf("file", "the PDF is encrypted: it cannot be opened without a password")
+
+
+def _read_structure(data: bytes, *, refuse_active_content: bool) -> int:
+    """Parse the structure (under the limits the caller set), look for active content and
+    count the pages.
+
+    A PDF locked with an owner password only (against printing or editing, as many
+    certificates are) opens with the empty user password, as every viewer opens it: it is
+    accepted and sent as it is. Only a PDF that needs a password to open is refused.
+
+    pypdf meeting hostile bytes raises far more than `PdfReadError` (KeyError, TypeError,
+    OverflowError, zlib.error, ...): whatever it raises, the file cannot be read, and
+    that is a refusal, never a traceback.
+    """
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and reader.decrypt("") is PasswordType.NOT_DECRYPTED:
+            raise _needs_a_password()
+        pages = len(reader.pages)
+        if pages > 0:
+            reader.pages[0].mediabox  # noqa: B018  (parses the first page object)
+        found = active_content(reader) if refuse_active_content else []
+        if found:
+            raise InvalidPdf(
+                "file",
+                f"the PDF contains active content ({', '.join(found)}), which a personnel "
+                "file does not accept (YFDOCS_PDF_ACTIVE_CONTENT=refuse)",
+            )
+    except InvalidPdf:
+        raise
+    except FileNotDecryptedError:
+        raise _needs_a_password() from None
+    except LimitReachedError as exc:
+        raise InvalidPdf(
+            "file", f"the PDF is refused: reading it goes past a safety limit ({exc})"
+        ) from None
+    except RecursionError:
+        raise InvalidPdf("file", "the PDF is damaged: its object tree loops") from None
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+        raise InvalidPdf("file", f"the PDF is damaged and cannot be read: {reason}") from None
+    return pages
+
+
+def active_content(reader: PdfReader) -> list[str]:
+    """What in the document can act by itself when it is opened, in the order found.
+
+    JavaScript (an action or a `/JS` anywhere: open actions, page and field actions,
+    links, the document's names tree), a Launch action (starts a program), an embedded
+    file or a file attachment annotation (any file, an executable included), an XFA form
+    (it carries its own scripts). Every object reachable from the catalog is visited once,
+    whatever the layout (object streams, hex-escaped names), so no byte trick hides one;
+    more than `MAX_INSPECTED_CONTAINERS` dictionaries and arrays is refused rather than
+    walked without end.
+    """
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    pending: list[Any] = [dict.get(reader.trailer, "/Root")]
+    inspected = 0
+    while pending:
+        node = pending.pop()
+        if isinstance(node, IndirectObject):
+            if (node.idnum, node.generation) in seen:
+                continue
+            seen.add((node.idnum, node.generation))
+            node = node.get_object()
+        if isinstance(node, DictionaryObject):
+            found.extend(kind for kind in _active_kinds(node) if kind not in found)
+            children: list[Any] = list(dict.values(node))
+        elif isinstance(node, ArrayObject):
+            children = list.copy(node)
+        else:
+            continue
+        inspected += 1
+        if inspected > MAX_INSPECTED_CONTAINERS:
+            raise InvalidPdf(
+                "file",
+                f"the PDF has more than {MAX_INSPECTED_CONTAINERS:,} dictionaries and arrays "
+                "to inspect for active content",
+            )
+        pending.extend(child for child in children if isinstance(child, _CONTAINERS))
+    return found
+
+
+_CONTAINERS = (DictionaryObject, ArrayObject, IndirectObject)
+
+
+def _active_kinds(node: DictionaryObject) -> list[str]:
+    def named(key: str) -> Any:
+        value = dict.get(node, key)
+        return value.get_object() if isinstance(value, IndirectObject) else value
+
+    action = named("/S")
+    kinds = []
+    if "/JS" in node or "/JavaScript" in node or action == "/JavaScript":
+        kinds.append("JavaScript")
+    if action == "/Launch":
+        kinds.append("a Launch action")
+    if "/EF" in node or "/EmbeddedFiles" in node or named("/Type") == "/EmbeddedFile":
+        kinds.append("an embedded file")
+    if named("/Subtype") == "/FileAttachment":
+        kinds.append("a file attachment annotation")
+    if "/XFA" in node:
+        kinds.append("an XFA form")
+    return kinds
 
 
 def sanitise_file_name(name: str) -> FileName:
@@ -309,6 +506,11 @@ def validate_valid_from(value: str | date | None) -> date | None:
     text = value.strip() if isinstance(value, str) else value
     if text == "":
         return None
+    if isinstance(text, str) and any(c.isdigit() and not c.isascii() for c in text):
+        raise InvalidValidFrom(
+            "valid_from",
+            f"invalid validFrom {value!r}: write the date in ASCII digits, as YYYY-MM-DD",
+        )
     if not isinstance(text, str) or not _DATE.fullmatch(text):
         raise InvalidValidFrom(
             "valid_from", f"invalid validFrom {value!r}: expected a date as YYYY-MM-DD"

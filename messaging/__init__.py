@@ -8,6 +8,8 @@ speaks only these names. May import: `models` (for the error tree's root).
 from __future__ import annotations
 
 from messaging.names import (
+    HOUSEKEEPING_QUEUE_NAME,
+    HOUSEKEEPING_TASKS,
     POLL_TASK,
     QUEUE_NAME,
     SWEEP_TASK,
@@ -20,6 +22,8 @@ from messaging.names import (
 from messaging.publisher import JobPublisher, PublishError
 
 __all__ = [
+    "HOUSEKEEPING_QUEUE_NAME",
+    "HOUSEKEEPING_TASKS",
     "POLL_TASK",
     "QUEUE_NAME",
     "SWEEP_TASK",

@@ -8,6 +8,8 @@ from __future__ import annotations
 import uuid
 
 __all__ = [
+    "HOUSEKEEPING_QUEUE_NAME",
+    "HOUSEKEEPING_TASKS",
     "POLL_TASK",
     "QUEUE_NAME",
     "SWEEP_TASK",
@@ -22,10 +24,14 @@ UPLOAD_TASK = "yfdocs.upload_document"
 POLL_TASK = "yfdocs.poll_ticket"
 SWEEP_TASK = "yfdocs.sweep"
 SYNC_PERSONS_TASK = "yfdocs.sync_persons"
+# API work (uploads and polls) and housekeeping (sweeps, dispatch passes) travel apart, so
+# that housekeeping never waits behind a queue of uploads.
 QUEUE_NAME = "yfdocs"
+HOUSEKEEPING_QUEUE_NAME = "yfdocs.housekeeping"
+HOUSEKEEPING_TASKS = frozenset({SWEEP_TASK})
 # Every queue the workers take tasks from; on the filesystem broker the sweeper removes any
 # other queue whose messages nobody reads.
-TASK_QUEUE_NAMES = frozenset({QUEUE_NAME})
+TASK_QUEUE_NAMES = frozenset({QUEUE_NAME, HOUSEKEEPING_QUEUE_NAME})
 
 
 def task_id_for_job(job_id: str) -> str:

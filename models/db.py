@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,14 +12,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy import event, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine
+
+from models.errors import Decision, YfdocsError
 
 __all__ = [
     "SchemaNotReady",
     "current_revision",
     "head_revision",
+    "insert_if_missing",
     "make_engine",
     "migrate",
     "require_schema",
@@ -78,8 +84,10 @@ def alembic_config(engine: Engine | None) -> Config:
 MIGRATION_LOCK_ID = 0x79666D6967  # any constant; PostgreSQL advisory locks are per database
 
 
-class SchemaNotReady(RuntimeError):
+class SchemaNotReady(YfdocsError):
     """The database has no yfdocs schema, or an older one than this code needs."""
+
+    decision = Decision.REFUSE
 
 
 def head_revision() -> str:
@@ -142,3 +150,18 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def insert_if_missing(connection: Connection, table: Any, values: dict[str, Any]) -> None:
+    """Insert the row unless one with its primary key exists; safe against a racing insert."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(postgresql.insert(table).values(values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        connection.execute(sqlite.insert(table).values(values).on_conflict_do_nothing())
+    else:  # another dialect: look first; a lost race shows as an IntegrityError
+        key = next(iter(table.primary_key.columns))
+        found = connection.execute(select(key).where(key == values[key.name])).first()
+        if found is None:
+            with contextlib.suppress(IntegrityError), connection.begin_nested():
+                connection.execute(insert(table).values(values))

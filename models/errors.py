@@ -19,6 +19,7 @@ live in the room that raises them; the whole tree is drawn here.
     │   └── MalformedDelivery                    intake.events (a body not in its format: 400)
     ├── JobNotRetryable               refuse     intake.producer (`yfdocs retry` of a live job)
     ├── SchemaNotReady                refuse     models.db (run `yfdocs migrate`)
+    ├── NoInstallation                refuse     yfdocs.installation (no database where told)
     ├── MissingCredentials            refuse     worker.runtime (no client id or secret)
     ├── InvalidKeyOption              refuse     intake.callers (`yfdocs intake keys add`)
     ├── IntakeKeyExists               refuse     models.intake_keys (a name in use)
@@ -32,7 +33,7 @@ live in the room that raises them; the whole tree is drawn here.
     ├── DocumentUnavailable           fail       intake.storage (the stored PDF cannot be read)
     │   └── StorageKeyError                      a key the store never handed out
     └── PublishError                  release    messaging (the broker refused: the job stays
-                                                 in the database for the sweeper)
+                                                 in the database for the dispatcher's next pass)
 
 Exceptions from outside the tree get their decision from the step runner's table:
 

@@ -1,12 +1,12 @@
 """The one module that queries the job tables (`upload_jobs`, `job_events`).
 
 As procrastinate's `manager.py` does for its jobs, this module holds every read and write of
-a job row that the service makes: the producer's insert and idempotency look-up, the steps'
-claims under a lease and the recording of their outcomes, the sweeper's scans for what is
-due, the scheduling rules' counts, the views' listings, and the matching of `unmatched`
-jobs once their learner is known. Other rooms call these
-functions; none of them builds a query on these tables itself, so an index, a lock or a
-state rule is read and changed in one place.
+a job row that the service makes: the producer's insert and its look-ups by key and by
+content, the steps' claims under a lease and the recording of their outcomes, the sweeper's
+scans for what is due, the scheduling rules' counts, the views' listings, and the matching
+of `unmatched` jobs once their learner is known. Other rooms call these functions; none of
+them builds a query on these tables itself, so an index, a lock or a state rule is read and
+changed in one place.
 
 Changes of state go through `models.history` (`change_state`, `record_note`), which writes
 the event row with every change: no transition without its line in the history.
@@ -18,10 +18,11 @@ import hashlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, text, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -36,17 +37,21 @@ from models.tables import JobEvent, UploadJob
 __all__ = [
     "AmbiguousJobId",
     "CompletedTicket",
+    "DueJob",
     "JobNotFound",
     "JobNotRetryable",
+    "WaitingWork",
+    "count_created_since",
     "count_jobs",
     "counts_by_state",
     "delete_unneeded_documents",
-    "due_poll_ids",
+    "due_work",
     "expired_lease_ids",
     "find_by_idempotency_key",
     "find_job",
+    "find_same_content",
     "held_job",
-    "insert_job",
+    "insert_job_unless_same_content",
     "job_events",
     "jobs_by_ids",
     "last_entered_at",
@@ -54,22 +59,22 @@ __all__ = [
     "lock_storage_key",
     "locked_job",
     "lost_message_candidates",
+    "mark_for_redispatch",
     "mark_published",
     "match_unmatched_job",
-    "note_published",
     "note_unmatched_reason",
     "peek_queued_priority",
     "peek_state",
-    "queued_needing_publish_ids",
     "recent_completed_tickets",
     "release_holds_until",
     "release_if_held",
     "requeue_finished_job",
     "tenants_with_unmatched_jobs",
+    "unclaimed_in_broker",
+    "unmark_published",
     "unmatched_jobs",
+    "waiting_work",
 ]
-
-ANY_DUE_TIME = object()  # `mark_published(due_at=...)`: do not compare the due column
 
 
 class JobNotFound(YfdocsError, LookupError):
@@ -99,56 +104,147 @@ def find_by_idempotency_key(engine: Engine, key: str) -> UploadJob | None:
         return session.exec(select(UploadJob).where(col(UploadJob.idempotency_key) == key)).first()
 
 
-def insert_job(engine: Engine, job: UploadJob, *, reason: str, now: datetime) -> None:
-    """Insert a new job with the first line of its history, in one transaction.
+# An `unmatched` job has no personCode yet (""): the learner as its event named them
+# (e-mail, employee number) stands in for it in the job's content.
+UnmatchedLearner = tuple[str | None, str | None]
 
-    Raises `sqlalchemy.exc.IntegrityError` when another producer inserted the same
-    idempotency key first; nothing is written then.
+
+def find_same_content(
+    engine: Engine,
+    *,
+    tenant_id: str,
+    person_code: str,
+    document_type: str,
+    sha256: str,
+    learner: UnmatchedLearner | None = None,
+) -> UploadJob | None:
+    """The oldest job for this content (tenant, personCode, type and PDF), under any key;
+    with `learner`, the oldest `unmatched` one for that learner."""
+    with Session(engine, expire_on_commit=False) as session:
+        return session.exec(
+            _same_content(tenant_id, person_code, document_type, sha256, learner)
+        ).first()
+
+
+def insert_job_unless_same_content(
+    engine: Engine, job: UploadJob, *, reason: str, again: str, now: datetime
+) -> tuple[UploadJob, bool]:
+    """Insert `job` with the first line of its history, unless a job for the same content
+    is there already, under whatever key; returns the job and whether it was inserted.
+
+    A job already there (the oldest, if several) gets `again` in its history when it was
+    asked for under another key than `job`'s. Producers of the same content take turns:
+    PostgreSQL locks the content for the transaction (an advisory lock), SQLite's BEGIN
+    IMMEDIATE locks the file; the later one finds the earlier one's job. The look-up uses
+    `ix_upload_jobs_tenant_person`. Raises `sqlalchemy.exc.IntegrityError` when another
+    producer inserted the same idempotency key for other content first; nothing is
+    written then.
     """
+    content = (job.tenant_id, job.person_code, job.document_type, job.sha256)
+    learner = _unmatched_learner(job)
+    lock_material = content if learner is None else (*content, *(part or "" for part in learner))
     with session_scope(engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                {"space": CONTENT_LOCK_SPACE, "key": _content_lock_key(lock_material)},
+            )
+        existing = session.exec(_same_content(*content, learner)).first()
+        if existing is not None:
+            if existing.idempotency_key != job.idempotency_key:
+                record_note(session, existing, reason=again, now=now)
+            return existing, False
         lock_storage_key(session, job.storage_key)  # retention must see this job, or go first
         session.add(job)
         session.flush()  # the job row first: the event's foreign key points at it
         record_created(session, job, reason=reason, now=now)
+        return job, True
 
 
-def mark_published(
-    engine: Engine,
-    job_id: str,
-    *,
-    state: JobState,
-    now: datetime,
-    due_at: datetime | object | None = ANY_DUE_TIME,
-) -> None:
-    """Record that the step the job waits for in `state` was just published.
+CONTENT_LOCK_SPACE = 0x79666463  # the first key of the two-key advisory locks on content
 
-    With `due_at`, only while the job still waits for that very due time (its
-    `not_before` when queued, `next_poll_at` when polling): a late mark must not hide a
-    newer step from the sweeper.
-    """
-    statement = update(UploadJob).where(
-        col(UploadJob.id) == job_id, col(UploadJob.state) == state.value
+
+def _unmatched_learner(job: UploadJob) -> UnmatchedLearner | None:
+    if job.job_state is not JobState.UNMATCHED:
+        return None
+    return (job.learner_email, job.learner_employee_number)
+
+
+def _same_content(
+    tenant_id: str,
+    person_code: str,
+    document_type: str,
+    sha256: str,
+    learner: UnmatchedLearner | None = None,
+) -> SelectOfScalar[UploadJob]:
+    statement = select(UploadJob).where(
+        col(UploadJob.tenant_id) == tenant_id,
+        col(UploadJob.person_code) == person_code,
+        col(UploadJob.document_type) == document_type,
+        col(UploadJob.sha256) == sha256,
     )
-    if due_at is not ANY_DUE_TIME:
-        due_column = (
-            col(UploadJob.next_poll_at) if state is JobState.POLLING else col(UploadJob.not_before)
+    if learner is not None:
+        email, employee_number = learner
+        statement = statement.where(
+            col(UploadJob.state) == JobState.UNMATCHED.value,
+            col(UploadJob.learner_email).is_not_distinct_from(email),
+            col(UploadJob.learner_employee_number).is_not_distinct_from(employee_number),
         )
-        statement = statement.where(due_column == due_at)
+    return statement.order_by(col(UploadJob.created_at), col(UploadJob.id)).limit(1)
+
+
+def _content_lock_key(content: tuple[str, ...]) -> int:
+    digest = hashlib.sha256("\x1f".join(content).encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+def mark_published(engine: Engine, job_id: str, *, state: JobState, now: datetime) -> bool:
+    """Mark the step the job waits for in `state` as about to be published; False if the
+    job has moved on or a worker holds it, and then nothing may be published.
+
+    The dispatcher marks *before* it publishes: a worker can take the message and finish
+    the step within a millisecond, and a mark written after that would hide the job's
+    next step until the mark went stale.
+    """
+    statement = (
+        update(UploadJob)
+        .where(
+            col(UploadJob.id) == job_id,
+            col(UploadJob.state) == state.value,
+            or_(col(UploadJob.lease_expires_at).is_(None), col(UploadJob.lease_expires_at) < now),
+        )
+        .values(published_at=now)
+    )
     with session_scope(engine) as session:
-        session.execute(statement.values(published_at=now))
+        result: Any = session.execute(statement)
+        return bool(result.rowcount)
 
 
-def note_published(
+def unmark_published(engine: Engine, job_id: str, *, marked_at: datetime) -> None:
+    """Undo `mark_published` when the broker refused the message, unless a step has
+    changed the mark since."""
+    statement = (
+        update(UploadJob)
+        .where(col(UploadJob.id) == job_id, col(UploadJob.published_at) == marked_at)
+        .values(published_at=None)
+    )
+    with session_scope(engine) as session:
+        session.execute(statement)
+
+
+def mark_for_redispatch(
     engine: Engine, job_id: str, *, state: JobState, now: datetime, note: str
-) -> None:
-    """Record a publish that needs a word in the history (a message sent again), unless the
-    job has moved on; a job a worker has already claimed keeps its mark."""
+) -> bool:
+    """Clear the publish mark of a job whose message was lost, with a word in its history,
+    unless it has moved on or a worker has claimed it since; True if it was marked."""
     with locked_job(engine, job_id) as (session, job):
         if job is None or job.state != state.value:
-            return
-        if job.lease_expires_at is None or job.lease_expires_at < now:
-            job.published_at = now
+            return False
+        if job.lease_expires_at is not None and job.lease_expires_at >= now:
+            return False
+        job.published_at = None
         record_note(session, job, reason=note, now=now)
+        return True
 
 
 def requeue_finished_job(engine: Engine, job_id: str, *, reason: str, now: datetime) -> UploadJob:
@@ -242,6 +338,118 @@ def peek_queued_priority(engine: Engine, job_id: str) -> int | None:
     return int(found[0])
 
 
+# -- the dispatcher -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueJob:
+    """A job whose next step is due and has no live message: what the dispatcher weighs."""
+
+    job_id: str
+    tenant_id: str
+    state: JobState
+    priority: int
+    attempts: int
+    due_at: datetime
+    created_at: datetime  # the document's arrival: how long its tenant has waited
+
+
+def unclaimed_in_broker(engine: Engine, *, since: datetime) -> int:
+    """Jobs published since `since` that no worker has claimed yet: what the broker holds."""
+    statement = (
+        select(func.count())
+        .select_from(UploadJob)
+        .where(
+            col(UploadJob.state).in_([JobState.QUEUED.value, JobState.POLLING.value]),
+            col(UploadJob.published_at) > since,
+            col(UploadJob.lease_expires_at).is_(None),
+        )
+    )
+    with Session(engine) as session:
+        return int(session.exec(statement).one())
+
+
+def due_work(
+    engine: Engine, *, now: datetime, stale_before: datetime, per_tenant: int
+) -> list[DueJob]:
+    """Due steps with no live message (never published, or published before
+    `stale_before`), at most `per_tenant` of each kind per tenant, oldest first: polls of
+    uploaded tickets, and queued uploads (live before backfill)."""
+    unpublished = or_(
+        col(UploadJob.published_at).is_(None), col(UploadJob.published_at) <= stale_before
+    )
+    polls = (
+        sa_select(
+            col(UploadJob.id),
+            col(UploadJob.tenant_id),
+            col(UploadJob.state),
+            col(UploadJob.priority),
+            col(UploadJob.attempts),
+            col(UploadJob.next_poll_at).label("due_at"),
+            col(UploadJob.created_at).label("arrived_at"),
+            func.row_number()
+            .over(partition_by=col(UploadJob.tenant_id), order_by=col(UploadJob.next_poll_at))
+            .label("rank"),
+        )
+        .where(
+            col(UploadJob.state) == JobState.POLLING.value,
+            col(UploadJob.lease_expires_at).is_(None),
+            col(UploadJob.next_poll_at) <= now,
+            unpublished,
+        )
+        .subquery()
+    )
+    due_at = func.coalesce(col(UploadJob.not_before), col(UploadJob.created_at))
+    uploads = (
+        sa_select(
+            col(UploadJob.id),
+            col(UploadJob.tenant_id),
+            col(UploadJob.state),
+            col(UploadJob.priority),
+            col(UploadJob.attempts),
+            due_at.label("due_at"),
+            col(UploadJob.created_at).label("arrived_at"),
+            func.row_number()
+            .over(
+                partition_by=(col(UploadJob.tenant_id), col(UploadJob.priority)),
+                order_by=(col(UploadJob.created_at), col(UploadJob.id)),
+            )
+            .label("rank"),
+        )
+        .where(
+            col(UploadJob.state) == JobState.QUEUED.value,
+            or_(col(UploadJob.not_before).is_(None), col(UploadJob.not_before) <= now),
+            unpublished,
+        )
+        .subquery()
+    )
+    found: list[DueJob] = []
+    with Session(engine) as session:
+        for table in (polls, uploads):
+            rows = session.execute(sa_select(table).where(table.c.rank <= per_tenant)).all()
+            found += [
+                DueJob(
+                    job_id=row.id,
+                    tenant_id=row.tenant_id,
+                    state=JobState(row.state),
+                    priority=row.priority,
+                    attempts=row.attempts,
+                    due_at=_aware(row.due_at),
+                    created_at=_aware(row.arrived_at),
+                )
+                for row in rows
+            ]
+    return found
+
+
+def _aware(value: Any) -> datetime:
+    """A timestamp read through a raw subquery column (SQLite gives it back naive)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 # -- the sweeper's scans -------------------------------------------------------------------------
 
 
@@ -258,50 +466,6 @@ def expired_lease_ids(engine: Engine, *, now: datetime, limit: int) -> list[str]
         select(UploadJob.id).where(
             col(UploadJob.state).in_(held), col(UploadJob.lease_expires_at) < now
         ),
-        limit,
-    )
-
-
-def queued_needing_publish_ids(
-    engine: Engine, *, now: datetime, stale_before: datetime, limit: int
-) -> list[str]:
-    """Queued jobs that are due and have no live message: never published (or the mark was
-    cleared), or published before `stale_before`. Live work first, then the oldest."""
-    due = or_(
-        and_(
-            col(UploadJob.published_at).is_(None),
-            or_(col(UploadJob.not_before).is_(None), col(UploadJob.not_before) <= now),
-        ),
-        col(UploadJob.published_at) < stale_before,
-    )
-    return _ids(
-        engine,
-        select(UploadJob.id)
-        .where(col(UploadJob.state) == JobState.QUEUED.value, due)
-        .order_by(col(UploadJob.priority), col(UploadJob.created_at)),
-        limit,
-    )
-
-
-def due_poll_ids(engine: Engine, *, now: datetime, grace_before: datetime, limit: int) -> list[str]:
-    """Unclaimed polling jobs whose next poll is due and unpublished, or whose poll and
-    message are both older than `grace_before` (the message was lost). Soonest first."""
-    due = or_(
-        and_(col(UploadJob.published_at).is_(None), col(UploadJob.next_poll_at) <= now),
-        and_(
-            col(UploadJob.published_at) <= grace_before,
-            col(UploadJob.next_poll_at) <= grace_before,
-        ),
-    )
-    return _ids(
-        engine,
-        select(UploadJob.id)
-        .where(
-            col(UploadJob.state) == JobState.POLLING.value,
-            col(UploadJob.lease_expires_at).is_(None),
-            due,
-        )
-        .order_by(col(UploadJob.next_poll_at)),
         limit,
     )
 
@@ -440,6 +604,20 @@ def count_jobs(
         return int(session.exec(statement).one())
 
 
+def count_created_since(
+    engine: Engine, since: datetime, *, priority_below: Priority | int | None = None
+) -> int:
+    """Jobs created since `since` (whatever their state now); with `priority_below`, only
+    those of a more urgent priority."""
+    statement = (
+        select(func.count()).select_from(UploadJob).where(col(UploadJob.created_at) >= since)
+    )
+    if priority_below is not None:
+        statement = statement.where(col(UploadJob.priority) < int(priority_below))
+    with Session(engine) as session:
+        return int(session.exec(statement).one())
+
+
 def counts_by_state(engine: Engine) -> dict[str, int]:
     """How many jobs stand in each state, every state named (zero included)."""
     with Session(engine) as session:
@@ -461,9 +639,9 @@ class CompletedTicket:
 
 
 def recent_completed_tickets(
-    engine: Engine, tenant_id: str, *, limit: int
+    engine: Engine, tenant_id: str | None, *, limit: int
 ) -> list[CompletedTicket]:
-    """The tenant's last `limit` delivered tickets, newest first, in one query."""
+    """The tenant's (None: the whole fleet's) last `limit` delivered tickets, newest first."""
     statement = (
         select(
             col(UploadJob.uploaded_at),
@@ -471,7 +649,6 @@ def recent_completed_tickets(
             col(UploadJob.last_in_progress_at),
         )
         .where(
-            col(UploadJob.tenant_id) == tenant_id,
             col(UploadJob.state) == JobState.COMPLETE.value,
             col(UploadJob.uploaded_at).is_not(None),
             col(UploadJob.finished_at).is_not(None),
@@ -479,6 +656,8 @@ def recent_completed_tickets(
         .order_by(col(UploadJob.finished_at).desc())
         .limit(limit)
     )
+    if tenant_id is not None:
+        statement = statement.where(col(UploadJob.tenant_id) == tenant_id)
     with Session(engine) as session:
         rows = session.exec(statement).all()
     return [
@@ -486,6 +665,65 @@ def recent_completed_tickets(
         for uploaded_at, finished_at, still_at in rows
         if uploaded_at is not None and finished_at is not None
     ]
+
+
+@dataclass(frozen=True)
+class WaitingWork:
+    """Unfinished jobs of one tenant in one class of work, and since when the oldest waits."""
+
+    tenant_id: str
+    state: JobState
+    priority: int
+    retry: bool
+    count: int
+    oldest_job_id: str
+    oldest_since: datetime
+
+
+def waiting_work(engine: Engine) -> list[WaitingWork]:
+    """The backlog grouped by tenant, state (queued, uploading, polling), priority and whether
+    it is a retry, each group with its oldest job: what `status --fleet` shows."""
+    unfinished = [JobState.QUEUED.value, JobState.UPLOADING.value, JobState.POLLING.value]
+    retry = col(UploadJob.attempts) > 0
+    statement = (
+        sa_select(
+            col(UploadJob.tenant_id),
+            col(UploadJob.state),
+            col(UploadJob.priority),
+            retry.label("retry"),
+            func.count().label("count"),
+            func.min(col(UploadJob.created_at)).label("oldest"),
+        )
+        .where(col(UploadJob.state).in_(unfinished))
+        .group_by(col(UploadJob.tenant_id), col(UploadJob.state), col(UploadJob.priority), retry)
+    )
+    with Session(engine) as session:
+        groups = session.execute(statement).all()
+        found = []
+        for group in groups:
+            oldest_id = session.exec(
+                select(UploadJob.id)
+                .where(
+                    col(UploadJob.tenant_id) == group.tenant_id,
+                    col(UploadJob.state) == group.state,
+                    col(UploadJob.priority) == group.priority,
+                    retry if group.retry else ~retry,
+                )
+                .order_by(col(UploadJob.created_at))
+                .limit(1)
+            ).first()
+            found.append(
+                WaitingWork(
+                    tenant_id=group.tenant_id,
+                    state=JobState(group.state),
+                    priority=int(group.priority),
+                    retry=bool(group.retry),
+                    count=int(group[4]),
+                    oldest_job_id=oldest_id or "",
+                    oldest_since=_aware(group.oldest),
+                )
+            )
+    return found
 
 
 def release_holds_until(engine: Engine, held_until: datetime, *, now: datetime, note: str) -> int:

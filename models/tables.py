@@ -19,6 +19,7 @@ from models.types import UTCDateTime, utcnow
 
 __all__ = [
     "ApiCall",
+    "DispatcherLease",
     "GovernorSlot",
     "GovernorState",
     "IntakeKey",
@@ -27,6 +28,7 @@ __all__ = [
     "PersonEmail",
     "PersonSync",
     "TokenCacheEntry",
+    "TokenGrant",
     "UploadJob",
     "new_job_id",
 ]
@@ -266,3 +268,34 @@ class PersonSync(SQLModel, table=True):
     tenant_id: str = Field(primary_key=True, max_length=64)
     changed_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
     synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TokenGrant(SQLModel, table=True):
+    """The pacer's permission for one token request for a tenant: a delivery window to open.
+
+    The dispatcher grants it when the token budget's pace allows and the tenant's work is
+    the most urgent; the fleet's token cache fetches a token for a tenant only against an
+    unused grant, and marks it used. An unused grant lapses at `grant_until`.
+    """
+
+    __tablename__ = "token_grants"
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    granted_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    grant_until: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reason: str = Field(default="", max_length=255)
+
+
+class DispatcherLease(SQLModel, table=True):
+    """Which process dispatches now: one row (id 1), held under a lease, so that exactly one
+    dispatcher acts at a time in a deployment however many are started."""
+
+    __tablename__ = "dispatcher_lease"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    holder: str | None = Field(default=None, max_length=128)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The tenants' round-robin credit, carried from pass to pass (JSON; see
+    # scheduling.policy.dispatch), so a handover between dispatchers keeps the fairness.
+    fair_share: str | None = Field(default=None, sa_type=Text)

@@ -3,7 +3,8 @@
 Not a PDF reader: it follows only what every reader must follow to reach a page, and
 refuses a file where any step is missing or points at nothing:
 
-1. the header `%PDF-x.y` at the start, and `%%EOF` within the last 1024 bytes;
+1. the header `%PDF-x.y` at the start, and a last `%%EOF` with no PDF structure after it
+   (readers ignore other bytes after it, however many: padding, a mail footer);
 2. the last `startxref`, whose offset must land on a cross-reference table (`xref`) or a
    cross-reference stream (an object with `/Type /XRef`);
 3. every section of the chain that `/Prev` (incremental updates) and `/XRefStm` (hybrid
@@ -30,7 +31,7 @@ from typing import Any
 
 __all__ = ["PdfStructureError", "check_pdf_structure", "pdf_structure_problem"]
 
-_EOF_WINDOW = 1024
+_AFTER_EOF_STRUCTURE_RE = re.compile(rb"\bobj\b|\bxref\b|\btrailer\b|\bstartxref\b")
 _HEADER_RE = re.compile(rb"%PDF-[0-9]\.[0-9]")
 _WHITESPACE = b"\x00\t\n\x0c\r "
 _DELIMITERS = b"()<>[]{}/%"
@@ -341,8 +342,10 @@ class _Document:
     def _startxref(self) -> int:
         data = self.data
         eof = data.rfind(b"%%EOF")
-        if eof < 0 or eof < len(data) - _EOF_WINDOW:
-            raise PdfStructureError("no %%EOF marker near the end (a truncated file?)")
+        if eof < 0:
+            raise PdfStructureError("no %%EOF marker (a truncated file?)")
+        if _AFTER_EOF_STRUCTURE_RE.search(data, eof + len(b"%%EOF")):
+            raise PdfStructureError("a revision after the last %%EOF is cut off (truncated?)")
         keyword = data.rfind(b"startxref", 0, eof)
         if keyword < 0:
             raise PdfStructureError("no startxref before %%EOF")

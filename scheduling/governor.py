@@ -51,15 +51,15 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from api_client import CallSlot
 from api_client.governor import CALL_KINDS
 from config import Settings
 from models import utcnow
+from models.db import insert_if_missing
 from models.tables import GovernorSlot, GovernorState
 from scheduling import call_context
 from scheduling.call_context import WorkerStopping
@@ -71,7 +71,12 @@ from scheduling.ledger import (
     nth_newest_call_at,
     record_call,
 )
-from scheduling.policy.windows import DAY_SECONDS, decayed_spacing, month_window, quota_day_window
+from scheduling.policy.windows import (
+    DAY_SECONDS,
+    budget_window,
+    decayed_spacing,
+    quota_day_window,
+)
 
 __all__ = [
     "DEFAULT_SPACING_HALF_LIFE",
@@ -170,6 +175,7 @@ class DatabaseGovernor:
         spacing_step: float | None = None,
         spacing_cap: float | None = None,
         spacing_half_life: float = DEFAULT_SPACING_HALF_LIFE,
+        token_budget_window: float | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -192,6 +198,7 @@ class DatabaseGovernor:
         self.max_wait = max_wait
         self.quota_timezone = quota_timezone
         self.quota_window_seconds = quota_window_seconds
+        self.token_budget_window = token_budget_window
         self.poll_interval = poll_interval
         self.max_sleep = max_sleep
         self.start_lead = timedelta(seconds=start_lead)
@@ -482,7 +489,7 @@ class DatabaseGovernor:
     def _check_budgets(self, connection: Connection, kind: str, now: datetime) -> None:
         """Raise at once when the daily quota (API calls) or token budget (tokens) is spent."""
         if kind == TOKEN_KIND:
-            start, end = month_window(now, self.quota_timezone)
+            start, end = budget_window(now, self.quota_timezone, self.token_budget_window)
             used = count_calls(connection, start, end, tokens=True)
             if used >= self.token_monthly_budget:
                 raise TokenBudgetExhausted(
@@ -558,22 +565,8 @@ class DatabaseGovernor:
             rows += [(_slots, {"slot_no": n}) for n in range(1, self.max_concurrency + 1)]
             with self._engine.begin() as connection:
                 for table, values in rows:
-                    _insert_if_missing(connection, table, values)
+                    insert_if_missing(connection, table, values)
             self._rows_ready = True
-
-
-def _insert_if_missing(connection: Connection, table: Any, values: dict[str, Any]) -> None:
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        connection.execute(postgresql.insert(table).values(values).on_conflict_do_nothing())
-    elif dialect == "sqlite":
-        connection.execute(sqlite.insert(table).values(values).on_conflict_do_nothing())
-    else:  # another dialect: look first; a lost race shows as an IntegrityError
-        key = next(iter(table.primary_key.columns))
-        found = connection.execute(select(key).where(key == values[key.name])).first()
-        if found is None:
-            with contextlib.suppress(IntegrityError), connection.begin_nested():
-                connection.execute(insert(table).values(values))
 
 
 def pacing_state(connection: Connection) -> Any:
@@ -600,6 +593,7 @@ def governor_from_settings(
         "quota_timezone": settings.quota_timezone,
         "quota_window_seconds": settings.quota_window,
         "rate_limit_backoff": settings.rate_limit_backoff,
+        "token_budget_window": settings.token_budget_window,
     }
     arguments.update(overrides)
     return DatabaseGovernor(engine, owner=owner, **arguments)

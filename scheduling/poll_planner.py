@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -21,12 +22,15 @@ from scheduling.policy.retry import PollSchedule
 __all__ = ["PollPlanner", "load_observations"]
 
 
-def load_observations(engine: Engine, tenant_id: str, *, window: int) -> list[DurationObservation]:
+def load_observations(
+    engine: Engine, tenant_id: str | None, *, window: int
+) -> list[DurationObservation]:
     """The last `window` delivered tickets of a tenant as censored durations, in one query.
 
     `lower` is when the ticket was last seen in progress (`last_in_progress_at`, 0 when the
     first poll found it complete), `upper` when it was seen complete (`finished_at`), both
     relative to `uploaded_at`. Rows whose times make no interval (clock skew) are left out.
+    `tenant_id` None reads the whole fleet's.
     """
     observations = []
     for ticket in job_table.recent_completed_tickets(engine, tenant_id, limit=window):
@@ -36,6 +40,16 @@ def load_observations(engine: Engine, tenant_id: str, *, window: int) -> list[Du
         if 0.0 <= lower < upper:
             observations.append(DurationObservation(lower, upper))
     return observations
+
+
+# How often a tenant that is still learning reloads its model: its first outcomes count soon.
+COLD_START_REFRESH_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    model: TicketDurationModel
+    refresh: float
 
 
 class PollPlanner:
@@ -79,20 +93,30 @@ class PollPlanner:
         self.clock = clock
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
-        self._models: dict[str, tuple[datetime, TicketDurationModel]] = {}
+        self._models: dict[str, tuple[datetime, _Fitted]] = {}
 
     def model_for(self, tenant_id: str) -> TicketDurationModel:
-        """The tenant's duration model, reloaded when older than `refresh_seconds`."""
+        """The tenant's duration model, reloaded when older than `refresh_seconds`.
+
+        A tenant with fewer than `min_observations` delivered tickets of its own starts
+        from a prior: the fleet's recent tickets pooled across tenants (its own among them),
+        reloaded often so that each new outcome counts soon. With nothing known anywhere
+        the plan's configured first delay applies.
+        """
         now = self.clock()
         with self._lock:
             cached = self._models.get(tenant_id)
-        if cached is not None and (now - cached[0]).total_seconds() < self.refresh_seconds:
-            return cached[1]
-        model = TicketDurationModel.fit(
-            load_observations(self.engine, tenant_id, window=self.window)
-        )
+        if cached is not None and (now - cached[0]).total_seconds() < cached[1].refresh:
+            return cached[1].model
+        own = load_observations(self.engine, tenant_id, window=self.window)
+        observations = own
+        refresh = self.refresh_seconds
+        if len(own) < self.plan.min_observations:
+            observations = load_observations(self.engine, None, window=self.window)
+            refresh = min(self.refresh_seconds, COLD_START_REFRESH_SECONDS)
+        model = TicketDurationModel.fit(observations)
         with self._lock:
-            self._models[tenant_id] = (now, model)
+            self._models[tenant_id] = (now, _Fitted(model, refresh))
         return model
 
     def delay_before_poll(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
@@ -25,15 +25,22 @@ def upload_must_wait(
         quota_timezone=settings.quota_timezone,
         quota_window_seconds=settings.quota_window,
     )
-    waiting_before = (
-        job_table.count_jobs(engine, JobState.QUEUED, priority_below=priority)
-        if priority > Priority.LIVE
-        else 0
-    )
+    waiting_before = 0
+    live_expected_later = 0.0
+    if priority > Priority.LIVE:
+        waiting_before = job_table.count_jobs(engine, JobState.QUEUED, priority_below=priority)
+        # Live documents come at about yesterday's rate: keep their calls for the rest of
+        # this quota window.
+        window = timedelta(seconds=settings.quota_window)
+        arrived = job_table.count_created_since(
+            engine, now - window, priority_below=Priority.BACKFILL
+        )
+        live_expected_later = arrived * max(0.0, (resets_at - now) / window)
     return upload_wait(
         priority=priority,
         quota_left=max(0, settings.daily_quota - calls),
         polling_tickets=job_table.count_jobs(engine, JobState.POLLING),
         waiting_before=waiting_before,
         resets_at=resets_at,
+        live_expected_later=live_expected_later,
     )

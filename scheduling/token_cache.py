@@ -11,7 +11,6 @@ The token value lives in that table only: never in a log line, a job row or an e
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid
@@ -20,16 +19,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
 from api_client import AccessToken, TokenRefusal
 from models import TokenCacheEntry, utcnow
+from models.db import insert_if_missing
 from scheduling import call_context
 from scheduling.call_context import WorkerStopping
 from scheduling.deferrals import CallDeferred
+from scheduling.token_windows import TokenWindowClosed, take_grant
 
 __all__ = [
     "DatabaseTokenCache",
@@ -61,8 +60,13 @@ class DatabaseTokenCache:
         wait_timeout: float = 60.0,
         poll_interval: float = 0.05,
         clock: Callable[[], datetime] = utcnow,
+        require_grant: bool = False,
     ) -> None:
+        """`require_grant`: fetch a new token only against the pacer's grant for its tenant
+        (`scheduling.token_windows`); the workers do, so no job spends the token budget
+        unpaced. Without it (tools, tests) a fetch is made whenever one is needed."""
         self._engine = engine
+        self.require_grant = require_grant
         self.owner = owner[:80]
         self.lease_seconds = lease_seconds
         self.wait_timeout = wait_timeout
@@ -94,6 +98,7 @@ class DatabaseTokenCache:
                 return cached
             claim = self._claim(key, margin_seconds)
             if claim is not None:
+                self._take_grant(key, claim)
                 return self._fetch_and_store(key, claim, fetch)
             if time.monotonic() >= deadline:
                 raise TokenWaitTimeout(
@@ -101,6 +106,20 @@ class DatabaseTokenCache:
                     f"waited {wait:.0f}s for another process to fetch the token for {key}",
                 )
             time.sleep(self.poll_interval)
+
+    def _take_grant(self, key: str, claim: str) -> None:
+        """With `require_grant`, take the tenant's grant for this fetch, or give the fetch
+        lease back and defer: the tenant's work waits for its next delivery window."""
+        if not self.require_grant:
+            return
+        tenant = key.rsplit("|", 1)[-1]
+        now = self._clock()
+        if take_grant(self._engine, tenant, now=now):
+            return
+        self._release(key, claim)
+        raise TokenWindowClosed(
+            now, f"no delivery window for tenant {tenant}: the token pacer has not granted one"
+        )
 
     def invalidate(self, key: str, access_token: str) -> None:
         """Forget the token if it is still this one (a 401 said it is dead)."""
@@ -153,22 +172,8 @@ class DatabaseTokenCache:
 
     def _ensure_row(self, key: str) -> None:
         """Insert the key's row if missing, so that claiming is always a plain UPDATE."""
-        values = {"cache_key": key}
-        with contextlib.suppress(IntegrityError), self._engine.begin() as connection:
-            dialect = connection.dialect.name
-            statement: Any
-            if dialect == "postgresql":
-                statement = postgresql.insert(_table).values(values).on_conflict_do_nothing()
-            elif dialect == "sqlite":
-                statement = sqlite.insert(_table).values(values).on_conflict_do_nothing()
-            else:  # another dialect: a lost race raises IntegrityError, which is fine
-                exists = connection.execute(
-                    select(_table.c.cache_key).where(_table.c.cache_key == key)
-                ).first()
-                if exists is not None:
-                    return
-                statement = insert(_table).values(values)
-            connection.execute(statement)
+        with self._engine.begin() as connection:
+            insert_if_missing(connection, _table, {"cache_key": key})
 
     def _read(self, key: str) -> AccessToken | None:
         with self._engine.begin() as connection:

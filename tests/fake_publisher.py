@@ -1,8 +1,9 @@
-"""One fake `messaging.JobPublisher` for every unit test: records what was sent, and refuses
-like a dead broker when told to."""
+"""One fake `messaging.JobPublisher` for every unit test: records what was sent, refuses
+like a dead broker when told to, and can hand each message to a worker at once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from messaging import PublishError
@@ -13,13 +14,16 @@ __all__ = ["FakePublisher"]
 @dataclass
 class FakePublisher:
     """Records (task, job id, countdown). Refuses every call while `down` is set, the first
-    `failures` calls, or every call after the first `fail_after` accepted ones."""
+    `failures` calls, or every call after the first `fail_after` accepted ones. With
+    `deliver`, an accepted message is handed to it (kind, job id) before the call returns:
+    a broker that pushes, and a worker that runs the step before the sender goes on."""
 
     down: bool = False
     failures: int = 0
     fail_after: int | None = None
     sent: list[tuple[str, str, float | None]] = field(default_factory=list)
     refused: int = 0
+    deliver: Callable[[str, str], object] | None = None
 
     def _send(self, kind: str, job_id: str, countdown: float | None) -> None:
         if self.failures > 0:
@@ -30,6 +34,8 @@ class FakePublisher:
             self.refused += 1
             raise PublishError(f"broker down (fake): {kind} {job_id}")
         self.sent.append((kind, job_id, countdown))
+        if self.deliver is not None:
+            self.deliver(kind, job_id)
 
     def publish_upload(self, job_id: str, countdown: float | None = None) -> None:
         self._send("upload", job_id, countdown)

@@ -19,6 +19,8 @@ from kombu.entity import Exchange, Queue
 
 from config import Settings
 from messaging import (
+    HOUSEKEEPING_QUEUE_NAME,
+    HOUSEKEEPING_TASKS,
     POLL_TASK,
     QUEUE_NAME,
     SWEEP_TASK,
@@ -77,10 +79,15 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
             "control_folder": str(control_dir),
             "processed_folder": str(processed_dir),
             "store_processed": False,
+            # How often an idle worker looks for a new message file: the dispatcher keeps
+            # only a few ready, so a worker must not sleep a second between two of them.
+            "polling_interval": 0.1,
         }
     if settings.resolved_broker_url.startswith(("redis://", "rediss://")):
         # Longer than any countdown we ever set (long waits live in the database).
-        return {"visibility_timeout": max(3600, int(settings.max_countdown * 4))}
+        # Longer than any task runs; no message waits for a countdown (the dispatcher
+        # publishes work only when it is due).
+        return {"visibility_timeout": 3600}
     return {}
 
 
@@ -142,8 +149,13 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_redirect_stdouts=False,
         enable_utc=True,
         timezone="UTC",
+        task_routes={name: {"queue": HOUSEKEEPING_QUEUE_NAME} for name in HOUSEKEEPING_TASKS},
         beat_schedule={
-            "yfdocs-sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval},
+            "yfdocs-sweep": {
+                "task": SWEEP_TASK,
+                "schedule": settings.sweep_interval,
+                "options": {"expires": max(60.0, 4 * settings.sweep_interval)},
+            },
             # Learner mapping for the HTTP intake (`intake.person_sync`).
             "yfdocs-sync-persons": {
                 "task": SYNC_PERSONS_TASK,

@@ -16,7 +16,7 @@ from models import jobs as job_table
 from models.errors import Decision
 from scheduling.policy.poll_plan import TicketDurationModel
 from worker.runtime import WorkerRuntime
-from worker.step_runner import Next, StepOutcome, Verdict, run_step
+from worker.step_runner import StepOutcome, Verdict, run_step
 from worker.upload_step import EARLY_SLACK_SECONDS
 
 __all__ = ["PollStep", "poll_job"]
@@ -79,16 +79,16 @@ class PollStep:
         answer: TicketStatus,
         prepared: TicketDurationModel,
         now: datetime,
-    ) -> tuple[str, Next | None]:
+    ) -> str:
         status = answer
         if job is None or not job_table.release_if_held(job, JobState.POLLING, rt.owner):
-            return "poll answered after its lease was lost", None
+            return "poll answered after its lease was lost"
         ticket = job.ticket_id
         if status.state is TicketState.COMPLETE:
             change_state(
                 session, job, JobState.COMPLETE, reason=f"ticket {ticket}: {status.name}", now=now
             )
-            return "complete", None
+            return "complete"
         if status.state is TicketState.FAILED:
             messages = "; ".join(status.error_messages) or "no message"
             change_state(
@@ -99,7 +99,7 @@ class PollStep:
                 error=f"Youforce rejected the document ({status.name}): {messages}",
                 now=now,
             )
-            return f"failed: {status.name}", None
+            return f"failed: {status.name}"
         deadline = _poll_deadline(rt, job)
         if now >= deadline:
             seconds = rt.settings.poll_deadline
@@ -111,7 +111,7 @@ class PollStep:
                 error=f"gave up waiting for ticket {ticket} after {seconds:.0f}s",
                 now=now,
             )
-            return "expired", None
+            return "expired"
         job.last_in_progress_at = now
         delay = rt.poll_planner.delay_with(
             prepared, job.poll_count, _seconds_since_upload(job, now)
@@ -125,7 +125,7 @@ class PollStep:
             f"next in {delay:.1f}s",
             now=now,
         )
-        return f"in progress; next poll in {delay:.1f}s", Next(JobState.POLLING, job.next_poll_at)
+        return f"in progress; next poll in {delay:.1f}s"
 
     def apply(
         self,
@@ -135,7 +135,7 @@ class PollStep:
         verdict: Verdict,
         prepared: TicketDurationModel,
         now: datetime,
-    ) -> tuple[str, Next | None]:
+    ) -> str:
         if verdict.decision is Decision.DEFER:
             assert verdict.until is not None
             if not verdict.call_started:
@@ -148,10 +148,7 @@ class PollStep:
                 f"{verdict.until:%H:%M:%S}Z",
                 now=now,
             )
-            return (
-                f"poll deferred until {verdict.until.isoformat()}: {verdict.reason}",
-                Next(JobState.POLLING, verdict.until),
-            )
+            return f"poll deferred until {verdict.until.isoformat()}: {verdict.reason}"
         if verdict.decision is Decision.RELEASE:
             return self._released(rt, session, job, verdict, now)
         if verdict.decision is not Decision.RETRY:
@@ -163,7 +160,7 @@ class PollStep:
             change_state(
                 session, job, JobState.FAILED, reason=reason, now=now, **verdict.error_fields()
             )
-            return f"failed: {verdict.reason}", None
+            return f"failed: {verdict.reason}"
         if now >= _poll_deadline(rt, job):
             change_state(
                 session,
@@ -173,7 +170,7 @@ class PollStep:
                 now=now,
                 **verdict.error_fields(),
             )
-            return "expired", None
+            return "expired"
         planned = rt.poll_planner.delay_with(
             prepared, job.poll_count, _seconds_since_upload(job, now)
         )
@@ -186,14 +183,11 @@ class PollStep:
             now=now,
             **verdict.error_fields(),
         )
-        return (
-            f"status check failed, next in {delay:.1f}s: {verdict.reason}",
-            Next(JobState.POLLING, job.next_poll_at),
-        )
+        return f"status check failed, next in {delay:.1f}s: {verdict.reason}"
 
     def _released(
         self, rt: WorkerRuntime, session: Session, job: UploadJob, verdict: Verdict, now: datetime
-    ) -> tuple[str, Next | None]:
+    ) -> str:
         """The status check stopped for a reason of the service's own: ask again soon (and
         expire at the deadline as ever); the history says whether the call had gone out."""
         if not verdict.call_started:
@@ -208,7 +202,4 @@ class PollStep:
             now=now,
             error=verdict.reason,
         )
-        return (
-            f"status check stopped, next in {delay:.1f}s: {verdict.reason}",
-            Next(JobState.POLLING, job.next_poll_at),
-        )
+        return f"status check stopped, next in {delay:.1f}s: {verdict.reason}"

@@ -58,6 +58,7 @@ def build_client(
             owner=process_owner(),
             lease_seconds=settings.time_budgets.token_fetch_lease,
             wait_timeout=settings.time_budgets.token_fetch_lease,
+            require_grant=True,
         ),
         timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
         status_number_map=parse_status_number_map(settings.status_number_map),

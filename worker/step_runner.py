@@ -8,8 +8,10 @@ then hold only their own logic (`worker.upload_step`, `worker.poll_step`):
 3. **record** the outcome with its event in a second short transaction; when the call
    raised, first turn the exception into a `Verdict` (`verdict_for`, a table kept as data,
    as procrastinate's `RetryStrategy.get_retry_decision`), and let the step apply it;
-4. **schedule** what follows, only after that commit (the outbox rule): a broker countdown
-   for a short wait, the database alone for a long one (the sweeper publishes it when due).
+4. leave what follows to the dispatcher: the outcome records when the next step is due
+   (`not_before`, `next_poll_at`), and `worker.dispatcher` publishes it then, in the
+   fleet's order of work. No step publishes, and no message waits in the broker for a
+   countdown.
 
 A step that finds the job already beyond it does nothing, so a duplicated or late message
 is harmless; an outcome that arrives after the job's lease was taken back is not recorded.
@@ -32,7 +34,6 @@ from api_client import (
     TransportError,
     YouforceError,
 )
-from messaging import PublishError
 from models import JobState, UploadJob
 from models import jobs as job_table
 from models.errors import Decision, YfdocsError
@@ -42,12 +43,10 @@ from worker.runtime import WorkerRuntime
 
 __all__ = [
     "DECISION_RULES",
-    "Next",
     "Step",
     "StepOutcome",
     "Verdict",
     "run_step",
-    "schedule",
     "verdict_for",
 ]
 
@@ -159,14 +158,6 @@ def verdict_for(exc: BaseException, rt: WorkerRuntime) -> Verdict | None:
     return None
 
 
-@dataclass(frozen=True)
-class Next:
-    """The step that follows a recorded outcome: the job waits in `state` until `due_at`."""
-
-    state: JobState
-    due_at: datetime
-
-
 class Step(Protocol):
     """One kind of job step. The runner calls these in order; each `record` and `apply`
     runs inside the outcome's transaction, with the job row locked."""
@@ -200,7 +191,7 @@ class Step(Protocol):
         answer: Any,
         prepared: Any,
         now: datetime,
-    ) -> tuple[str, Next | None]:
+    ) -> str:
         """Record a successful call on the locked row (None: the job was deleted)."""
         ...
 
@@ -212,7 +203,7 @@ class Step(Protocol):
         verdict: Verdict,
         prepared: Any,
         now: datetime,
-    ) -> tuple[str, Next | None]:
+    ) -> str:
         """Apply a verdict to the job this worker still holds."""
         ...
 
@@ -244,7 +235,7 @@ def run_step(rt: WorkerRuntime, step: Step, job_id: str) -> StepOutcome:
         prepared = step.prepare(rt, claimed)
         now = rt.clock()
         with job_table.locked_job(rt.engine, job_id) as (session, job):
-            action, following = step.record(rt, session, job, answer, prepared, now)
+            action = step.record(rt, session, job, answer, prepared, now)
     except RELEASED_ON as exc:
         verdict = replace(
             _released(exc),
@@ -255,7 +246,6 @@ def run_step(rt: WorkerRuntime, step: Step, job_id: str) -> StepOutcome:
         if not isinstance(exc, Exception):
             raise
         return outcome
-    schedule(rt, job_id, following)
     return StepOutcome(job_id, action)
 
 
@@ -285,30 +275,5 @@ def _apply_verdict(
         if job is None:
             done = "deferred" if verdict.decision is Decision.DEFER else f"{step.noun} failed"
             return StepOutcome(job_id, f"{done} after its lease was lost: {verdict.reason}")
-        action, following = step.apply(rt, session, job, verdict, prepared, now)
-    schedule(rt, job_id, following)
+        action = step.apply(rt, session, job, verdict, prepared, now)
     return StepOutcome(job_id, action)
-
-
-def schedule(rt: WorkerRuntime, job_id: str, following: Next | None) -> None:
-    """Publish the next step if it is due within `max_countdown`; longer waits stay in the DB.
-
-    The message goes out after the commit (outbox). `published_at` is set only if the job
-    still waits for this very step, so a late update cannot hide a newer one from the sweeper.
-    """
-    if following is None:
-        return
-    delay = (following.due_at - rt.clock()).total_seconds()
-    if delay > rt.settings.max_countdown:
-        return
-    countdown = max(0.0, delay)
-    try:
-        if following.state is JobState.POLLING:
-            rt.publisher.publish_poll(job_id, countdown=countdown)
-        else:
-            rt.publisher.publish_upload(job_id, countdown=countdown)
-    except PublishError:
-        return  # the sweeper publishes it when due
-    job_table.mark_published(
-        rt.engine, job_id, state=following.state, now=rt.clock(), due_at=following.due_at
-    )

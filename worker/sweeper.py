@@ -1,18 +1,17 @@
 """The sweeper: what keeps the database and the broker in step, run by Celery beat.
 
-Each pass, bounded by `batch_size` per kind of work and driven by indexed queries, so its
-cost follows the work that is due, not the size of the table:
+The dispatcher (`worker.dispatcher`) publishes all work; the sweeper repairs what a lost
+process or message leaves behind. Each pass, bounded by `batch_size` per kind of work and
+driven by indexed queries, so its cost follows the work that is due, not the table's size:
 
-1. take back jobs whose lease ran out (a worker killed mid-upload or mid-poll);
-2. publish queued jobs that have no live message (publish failed, broker lost it, or a
-   retry backoff too long for a broker countdown has passed);
-3. turn due `next_poll_at` into poll tasks (long waits live here, not in the broker);
-4. on the filesystem broker, publish again at once what a killed worker took with it;
-5. on the filesystem broker, unbind and empty the queues of consumers that are gone (a
+1. take back jobs whose lease ran out (a worker killed mid-upload or mid-poll), for the
+   dispatcher to send again;
+2. on the filesystem broker, hand back to the dispatcher what a killed worker took with it;
+3. on the filesystem broker, unbind and empty the queues of consumers that are gone (a
    killed Flower's event queue), which would otherwise collect every event for ever;
-6. delete stored PDFs of finished jobs after the retention period.
+4. delete stored PDFs of finished jobs after the retention period.
 
-On the filesystem broker a pass lists the queue folder once, for steps 4 and 5.
+On the filesystem broker a pass lists the queue folder once, for steps 2 and 3.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from config import Settings
-from messaging import TASK_QUEUE_NAMES, PublishError
+from messaging import TASK_QUEUE_NAMES
 from models import JobState, record_note
 from models import jobs as job_table
 from worker.celery_app import (
@@ -59,14 +58,11 @@ class SweepReport:
 
     recovered_uploads: int = 0
     recovered_polls: int = 0
-    published_uploads: int = 0
-    published_polls: int = 0
-    lost_uploads_published: int = 0
-    lost_polls_published: int = 0
+    lost_uploads_redispatched: int = 0
+    lost_polls_redispatched: int = 0
     documents_deleted: int = 0
     abandoned_queues_removed: int = 0
     abandoned_messages_removed: int = 0
-    broker_down: bool = False
 
     def __str__(self) -> str:
         parts = [f"{name}={value}" for name, value in vars(self).items() if value]
@@ -80,18 +76,13 @@ def sweep(
     now = now or rt.clock()
     report = SweepReport()
     _recover_expired_leases(rt, now, batch_size, report)
-    _publish_queued(rt, now, batch_size, report)
-    if not report.broker_down:
-        _publish_due_polls(rt, now, batch_size, report)
     if rt.settings.uses_filesystem_broker:
         queue_folder = _QueueFolder(filesystem_queue_folder(rt.settings))
-        if not report.broker_down:
-            _publish_lost_messages(rt, now, batch_size, report, queue_folder)
-        # Also when publishing failed: on this broker that is most likely a full disk.
+        _redispatch_lost_messages(rt, now, batch_size, report, queue_folder)
         _remove_abandoned_queues(rt, report, queue_folder)
     _delete_expired_documents(rt, now, batch_size, report)
-    lost = report.lost_uploads_published or report.lost_polls_published
-    if report.recovered_uploads or report.recovered_polls or lost or report.broker_down:
+    lost = report.lost_uploads_redispatched or report.lost_polls_redispatched
+    if report.recovered_uploads or report.recovered_polls or lost:
         log.warning("%s", report)
     elif report.abandoned_queues_removed:
         log.info("%s", report)
@@ -171,38 +162,20 @@ def _recover_expired_leases(
                 report.recovered_polls += 1
 
 
-def _publish_queued(rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport) -> None:
-    stale = now - timedelta(seconds=rt.settings.republish_after)
-    ids = job_table.queued_needing_publish_ids(
-        rt.engine, now=now, stale_before=stale, limit=batch_size
-    )
-    report.published_uploads += _publish_each(rt, ids, JobState.QUEUED, now, report)
-
-
-def _publish_due_polls(
-    rt: WorkerRuntime, now: datetime, batch_size: int, report: SweepReport
-) -> None:
-    # A poll whose message went out is sent again only when both the poll and that
-    # message are older than a lease: the message was lost, not merely queued behind others.
-    grace = now - timedelta(seconds=rt.settings.lease_seconds)
-    ids = job_table.due_poll_ids(rt.engine, now=now, grace_before=grace, limit=batch_size)
-    report.published_polls += _publish_each(rt, ids, JobState.POLLING, now, report)
-
-
-def _publish_lost_messages(
+def _redispatch_lost_messages(
     rt: WorkerRuntime,
     now: datetime,
     batch_size: int,
     report: SweepReport,
     queue_folder: _QueueFolder,
 ) -> None:
-    """Publish again the due jobs whose message no longer lies in the filesystem broker.
+    """Hand back to the dispatcher the due jobs whose message left the filesystem broker.
 
-    This transport forgets a message once a worker receives it, and a worker receives a
-    message with a countdown at once and keeps it until due: a worker killed holding it
-    takes it along, where RabbitMQ and Redis would deliver it again. A job that is due,
+    This transport forgets a message once a worker receives it: a worker killed holding
+    it takes it along, where RabbitMQ and Redis would deliver it again. A job that is due,
     unclaimed and published more than a grace ago, with no file in the queue folder, has
-    lost its message; `republish_after` alone would leave it waiting half an hour.
+    lost its message; `republish_after` alone would leave it waiting half an hour. Its
+    publish mark is cleared, so the next dispatcher pass sends it again.
     """
     grace = lost_message_grace(rt.settings)
     settled = now - timedelta(seconds=grace)
@@ -225,43 +198,18 @@ def _publish_lost_messages(
     polls = candidates(JobState.POLLING, among=set(polls) - waiting)
     note = (
         f"its message left the broker's queue folder and the job had not started {grace:g}s "
-        "after it was due (the worker that took the message stopped); published again"
+        "after it was due (the worker that took the message stopped); sent again"
     )
-    report.lost_uploads_published += _publish_each(
-        rt, uploads, JobState.QUEUED, now, report, note=note
-    )
-    if not report.broker_down:
-        report.lost_polls_published += _publish_each(
-            rt, polls, JobState.POLLING, now, report, note=note
-        )
-
-
-def _publish_each(
-    rt: WorkerRuntime,
-    job_ids: list[str],
-    state: JobState,
-    now: datetime,
-    report: SweepReport,
-    *,
-    note: str | None = None,
-) -> int:
-    """Publish the step each job waits for (an upload when queued, else a poll) and mark
-    it; stops at the first refusal of the broker (`report.broker_down`). Returns how many
-    went out."""
-    publish = rt.publisher.publish_upload if state is JobState.QUEUED else rt.publisher.publish_poll
-    published = 0
-    for job_id in job_ids:
-        try:
-            publish(job_id)
-        except PublishError:
-            report.broker_down = True
-            break
-        if note is None:
-            job_table.mark_published(rt.engine, job_id, state=state, now=now)
-        else:
-            job_table.note_published(rt.engine, job_id, state=state, now=now, note=note)
-        published += 1
-    return published
+    for state, job_ids in ((JobState.QUEUED, uploads), (JobState.POLLING, polls)):
+        for job_id in job_ids:
+            if not job_table.mark_for_redispatch(
+                rt.engine, job_id, state=state, now=now, note=note
+            ):
+                continue
+            if state is JobState.QUEUED:
+                report.lost_uploads_redispatched += 1
+            else:
+                report.lost_polls_redispatched += 1
 
 
 def _remove_abandoned_queues(

@@ -9,18 +9,20 @@ from __future__ import annotations
 import logging
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 from config import Settings
 from intake.person_sync import sync_tenants, tenants_to_sync
 from messaging import POLL_TASK, SWEEP_TASK, SYNC_PERSONS_TASK, UPLOAD_TASK
+from models import make_engine, utcnow
 from worker import shutdown, sweeper
 from worker.celery_app import CeleryPublisher, create_celery_app
+from worker.dispatcher import DispatcherLoop
 from worker.poll_step import poll_job
-from worker.runtime import WorkerRuntime
+from worker.runtime import WorkerRuntime, process_owner
 from worker.upload_step import upload_job
 
-__all__ = ["create_worker_app", "register", "runtime_for"]
+__all__ = ["create_worker_app", "dispatch_with_beat", "register", "runtime_for"]
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +40,32 @@ def runtime_for(app: Celery) -> WorkerRuntime:
 
 
 def create_worker_app(settings: Settings) -> Celery:
-    """The Celery app a worker runs: configured for these settings, the tasks registered."""
+    """The Celery app a worker runs: configured for these settings, the tasks registered,
+    and the dispatcher started with its beat when the worker embeds one."""
     app = create_celery_app(settings)
     register(app)
     shutdown.install()
+    dispatch_with_beat(app)
     return app
+
+
+def dispatch_with_beat(app: Celery) -> None:
+    """Run the dispatcher as a thread of the beat process that `app` starts (embedded in a
+    worker or alone): the dispatcher runs with beat, one per deployment, never in a pool."""
+
+    def start(sender: object, **_: object) -> None:
+        settings: Settings = app.yfdocs_settings
+        loop = DispatcherLoop(
+            make_engine(settings.resolved_database_url),
+            settings,
+            CeleryPublisher(app),
+            owner=process_owner(),
+            clock=utcnow,
+        )
+        loop.start_thread()
+        log.info("dispatcher started with beat, every %gs", settings.dispatch_interval)
+
+    signals.beat_init.connect(start, weak=False)
 
 
 def register(app: Celery) -> None:
@@ -50,7 +73,7 @@ def register(app: Celery) -> None:
 
     @app.task(name=UPLOAD_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def upload_document(job_id: str) -> str:
-        """Upload one job's PDF and chain the first poll of its ticket."""
+        """Upload one job's PDF and plan the first poll of its ticket."""
         with shutdown.in_step():
             outcome = upload_job(runtime_for(app), job_id)
         log.info("%s", outcome)
@@ -75,10 +98,13 @@ def register(app: Celery) -> None:
 
     @app.task(name=SYNC_PERSONS_TASK, ignore_result=True, expires=600)  # type: ignore[untyped-decorator]
     def sync_persons() -> str:
-        """Pull persons for learner mapping and queue the jobs that now match (beat runs
-        this every YFDOCS_PERSONS_SYNC_INTERVAL); its calls go through the fleet's governor."""
+        """Pull persons for learner mapping and queue the jobs that now match, for the
+        dispatcher to send (beat runs this every YFDOCS_PERSONS_SYNC_INTERVAL); its calls go
+        through the fleet's governor and token windows."""
         with shutdown.in_step():
             runtime = runtime_for(app)
             tenants = tenants_to_sync(runtime.engine)
-            outcomes = sync_tenants(runtime.engine, runtime.client, runtime.publisher, tenants)
+            outcomes = sync_tenants(
+                runtime.engine, runtime.client, tenants, settings=runtime.settings
+            )
         return "; ".join(str(outcome) for outcome in outcomes) or "persons sync: no tenants"

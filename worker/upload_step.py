@@ -18,7 +18,7 @@ from models.errors import Decision
 from scheduling import ledger
 from scheduling.quota_policy import upload_must_wait
 from worker.runtime import WorkerRuntime
-from worker.step_runner import Next, StepOutcome, Verdict, run_step, schedule
+from worker.step_runner import StepOutcome, Verdict, run_step
 
 __all__ = [
     "EARLY_SLACK_SECONDS",
@@ -108,10 +108,10 @@ class UploadStep:
         answer: UploadReceipt,
         prepared: float,
         now: datetime,
-    ) -> tuple[str, Next | None]:
+    ) -> str:
         receipt = answer
         if job is None:
-            return "uploaded, but the job was deleted meanwhile", None
+            return "uploaded, but the job was deleted meanwhile"
         if job.job_state is JobState.QUEUED:
             change_state(
                 session,
@@ -131,7 +131,7 @@ class UploadStep:
                 correlation_id=receipt.correlation_id,
                 now=now,
             )
-            return f"duplicate upload recorded: ticket {receipt.ticket_id}", None
+            return f"duplicate upload recorded: ticket {receipt.ticket_id}"
         job.ticket_id = receipt.ticket_id
         job.uploaded_at = now
         job.poll_count = 0
@@ -148,7 +148,7 @@ class UploadStep:
             correlation_id=receipt.correlation_id,
             now=now,
         )
-        return f"uploaded: ticket {receipt.ticket_id}", Next(JobState.POLLING, job.next_poll_at)
+        return f"uploaded: ticket {receipt.ticket_id}"
 
     def apply(
         self,
@@ -158,7 +158,7 @@ class UploadStep:
         verdict: Verdict,
         prepared: float,
         now: datetime,
-    ) -> tuple[str, Next | None]:
+    ) -> str:
         doubt = ""
         if verdict.maybe_delivered or (
             verdict.decision is Decision.RELEASE and verdict.call_started
@@ -183,10 +183,7 @@ class UploadStep:
                 ),
                 now=now,
             )
-            return (
-                f"deferred until {verdict.until.isoformat()}: {verdict.reason}",
-                Next(JobState.QUEUED, verdict.until),
-            )
+            return f"deferred until {verdict.until.isoformat()}: {verdict.reason}"
         retries = verdict.decision in (Decision.RETRY, Decision.RELEASE)
         if retries and not rt.retry_policy.gives_up_after(job.attempts):
             delay = rt.retry_policy.delay(job.attempts, retry_after=verdict.retry_after)
@@ -206,10 +203,7 @@ class UploadStep:
             change_state(
                 session, job, JobState.QUEUED, reason=reason, now=now, **verdict.error_fields()
             )
-            return (
-                f"upload will be retried in {delay:.1f}s: {verdict.reason}",
-                Next(JobState.QUEUED, job.not_before),
-            )
+            return f"upload will be retried in {delay:.1f}s: {verdict.reason}"
         if verdict.from_api or retries:
             why = "gave up" if retries else "permanent error"
             reason = f"upload attempt {job.attempts} failed ({why}){doubt}"
@@ -218,7 +212,7 @@ class UploadStep:
         change_state(
             session, job, JobState.FAILED, reason=reason, now=now, **verdict.error_fields()
         )
-        return f"failed: {verdict.reason}", None
+        return f"failed: {verdict.reason}"
 
 
 def upload_call_started(rt: WorkerRuntime, job_id: str) -> bool:
@@ -252,7 +246,7 @@ def take_back_lost_upload(
 
 
 def _hold_queued(rt: WorkerRuntime, job_id: str, until: datetime, reason: str) -> StepOutcome:
-    """Keep a queued job waiting until `until` (the sweeper publishes it then)."""
+    """Keep a queued job waiting until `until` (the dispatcher publishes it then)."""
     now = rt.clock()
     with job_table.locked_job(rt.engine, job_id) as (session, job):
         if job is None or job.job_state is not JobState.QUEUED:
@@ -260,5 +254,4 @@ def _hold_queued(rt: WorkerRuntime, job_id: str, until: datetime, reason: str) -
         job.not_before = until
         job.published_at = None
         record_note(session, job, reason=f"{reason} (until {until:%Y-%m-%d %H:%M}Z)", now=now)
-    schedule(rt, job_id, Next(JobState.QUEUED, until))
     return StepOutcome(job_id, f"waiting until {until.isoformat()}: {reason}")

@@ -30,8 +30,8 @@ from intake.producer import EnqueueRejected, EnqueueRequest, enqueue_document
 from intake.storage import FilesystemDocumentStore
 from models import TERMINAL_STATES, JobState, UploadJob, make_engine, migrate
 from models import jobs as job_table
-from worker.celery_app import CeleryPublisher, create_celery_app
 from yfdocs.sample_documents import render_text_pdf
+from yfdocs.terminal_text import user_text
 
 __all__ = ["DemoSample", "demo_samples", "run_demo"]
 
@@ -172,8 +172,6 @@ def run_demo(base_settings: Settings, *, keep: bool = False, timeout: float = 18
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-        app = create_celery_app(settings)
-        publisher = CeleryPublisher(app)
         store = FilesystemDocumentStore(settings.storage_dir)
         samples = demo_samples(settings.data_dir / "samples")
         job_ids: dict[str, DemoSample] = {}
@@ -187,9 +185,7 @@ def run_demo(base_settings: Settings, *, keep: bool = False, timeout: float = 18
                 source="demo",
             )
             try:
-                result = enqueue_document(
-                    request, engine=engine, store=store, publisher=publisher, settings=settings
-                )
+                result = enqueue_document(request, engine=engine, store=store, settings=settings)
             except EnqueueRejected as exc:
                 refusals[sample.label] = str(exc)
                 continue
@@ -270,11 +266,11 @@ def _print_outcomes(
         expected = state == sample.expected
         all_expected &= expected
         table.add_row(
-            sample.label,
+            user_text(sample.label),
             sample.document_type.value,
-            sample.person_code,
-            state,
-            detail,
+            user_text(sample.person_code),
+            user_text(state),
+            user_text(detail),
             "[green]yes[/]" if expected else f"[red]no (expected {sample.expected})[/]",
         )
     console.print(table)

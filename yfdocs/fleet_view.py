@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.engine import Engine
 
 from config import Settings
@@ -20,7 +20,8 @@ from models import JobState
 from models import jobs as job_table
 from scheduling.governor import DEFAULT_SPACING_HALF_LIFE
 from scheduling.token_cache import RefusalRecord, active_refusals
-from scheduling.usage import FleetUsage, fleet_usage
+from scheduling.usage import DeliveryOutlook, FleetUsage, delivery_outlook, fleet_usage
+from yfdocs.terminal_text import user_text
 
 __all__ = ["FleetSummary", "fleet_summary", "render_fleet"]
 
@@ -42,6 +43,7 @@ class FleetSummary:
     pace_calls_per_hour: float
     estimated_delivery_at: datetime | None
     waiting_for_quota: bool
+    outlook: DeliveryOutlook
     credentials_refused: tuple[RefusalRecord, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
@@ -62,6 +64,31 @@ class FleetSummary:
                 else None
             ),
             "waiting_for_quota": self.waiting_for_quota,
+            "token_budget": {
+                "budget": self.outlook.budget,
+                "used": self.outlook.used,
+                "left": self.outlook.left,
+                "reserve": self.outlook.reserve,
+                "window_start": _iso(self.outlook.window_start),
+                "window_end": _iso(self.outlook.window_end),
+            },
+            "pace_tokens_per_day": self.outlook.pace_per_day,
+            "windows": [
+                {
+                    "tenant_id": window.tenant_id,
+                    "open_until": _iso(window.open_until),
+                    "next_window_at": _iso(window.next_at),
+                    "waiting": window.waiting,
+                }
+                for window in self.outlook.windows
+            ],
+            "backlog_by_class": self.outlook.backlog_by_class,
+            "backlog_by_tenant": self.outlook.backlog_by_tenant,
+            "oldest_waiting": {
+                "job_id": self.outlook.oldest_job_id,
+                "waiting_since": _iso(self.outlook.oldest_waiting_since),
+                "window_at": _iso(self.outlook.oldest_window_at),
+            },
             "credentials_refused": [
                 {
                     "tenant_id": refusal.tenant_id,
@@ -72,6 +99,10 @@ class FleetSummary:
                 for refusal in self.credentials_refused
             ],
         }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def _estimate(
@@ -104,6 +135,7 @@ def fleet_summary(engine: Engine, settings: Settings, now: datetime) -> FleetSum
         now=now,
         quota_timezone=settings.quota_timezone,
         quota_window_seconds=settings.quota_window,
+        token_budget_window=settings.token_budget_window,
     )
     by_state = job_table.counts_by_state(engine)
     refused = tuple(active_refusals(engine, now))
@@ -126,6 +158,7 @@ def fleet_summary(engine: Engine, settings: Settings, now: datetime) -> FleetSum
             now, calls_needed, pace, usage, timedelta(seconds=settings.quota_window)
         ),
         waiting_for_quota=usage.quota_left == 0 and calls_needed > 0,
+        outlook=delivery_outlook(engine, settings, now),
         credentials_refused=refused,
     )
 
@@ -145,10 +178,28 @@ def render_fleet(summary: FleetSummary) -> Table:
     if summary.waiting_for_quota:
         quota_line += " [yellow](spent: work waits for the reset)[/]"
     table.add_row("API calls", quota_line)
+    outlook = summary.outlook
     table.add_row(
         "tokens",
-        f"{usage.token_requests_this_month} of {usage.token_monthly_budget} this month",
+        f"{outlook.used} of {outlook.budget} used this budget window (ends "
+        f"{outlook.window_end:%Y-%m-%d %H:%M}Z), {outlook.left} left, {outlook.reserve} held "
+        f"in reserve; pace now {outlook.pace_per_day:g} a day",
     )
+    for window in outlook.windows:
+        if window.open_until is not None:
+            when = f"open until {window.open_until:%H:%M:%S}Z"
+        elif window.next_at is not None and window.next_at <= summary.at:
+            when = "opens now"
+        elif window.next_at is not None:
+            when = f"next window about {window.next_at:%Y-%m-%d %H:%M}Z"
+        else:
+            when = "no window planned"
+        table.add_row(
+            "window",
+            Text.assemble(
+                "tenant ", user_text(window.tenant_id), f": {when}, {window.waiting} waiting"
+            ),
+        )
     if usage.backoff_until is not None:
         table.add_row(
             "backoff", f"the API said 429: fleet waits until {usage.backoff_until:%H:%M:%S}Z"
@@ -156,9 +207,15 @@ def render_fleet(summary: FleetSummary) -> Table:
     for refusal in summary.credentials_refused:
         table.add_row(
             "credentials",
-            f"[red]refused by the token endpoint for tenant {refusal.tenant_id} "
-            f"({escape(refusal.reason)}, {refusal.refusals}x)[/]: its jobs wait until "
-            f"{refusal.refused_until:%Y-%m-%d %H:%M}Z, or until a worker starts with new ones",
+            Text.assemble(
+                ("refused by the token endpoint for tenant ", "red"),
+                user_text(refusal.tenant_id, style="red"),
+                (" (", "red"),
+                user_text(refusal.reason, style="red"),
+                (f", {refusal.refusals}x)", "red"),
+                f": its jobs wait until {refusal.refused_until:%Y-%m-%d %H:%M}Z, "
+                "or until a worker starts with new ones",
+            ),
         )
     if usage.learned_spacing_s > 0:
         table.add_row(
@@ -176,4 +233,21 @@ def render_fleet(summary: FleetSummary) -> Table:
         f"{summary.backlog_documents} documents, about {summary.calls_needed} calls; "
         f"at {summary.pace_calls_per_hour:.0f} calls/hour delivered by {eta}",
     )
+    classes = outlook.backlog_by_class
+    table.add_row(
+        "by class",
+        f"polls {classes['poll']}, live {classes['live']}, "
+        f"backfill and retries {classes['backfill_or_retry']}",
+    )
+    if outlook.oldest_waiting_since is not None:
+        start = (
+            f"its window about {outlook.oldest_window_at:%Y-%m-%d %H:%M}Z"
+            if outlook.oldest_window_at is not None
+            else "its tenant's window is open"
+        )
+        table.add_row(
+            "oldest",
+            f"job {outlook.oldest_job_id} waits since "
+            f"{outlook.oldest_waiting_since:%Y-%m-%d %H:%M}Z; {start}",
+        )
     return table

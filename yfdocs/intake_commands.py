@@ -1,8 +1,9 @@
 """Commands of the HTTP intake: `yfdocs intake` (the server), its keys, and the persons
 sync that learner mapping reads (`yfdocs sync-persons`).
 
-The intake room may not import the worker, so the real publisher (Celery) is built here
-and handed to the app factory, as it is to every other producer.
+The intake publishes nothing (the dispatcher sends every job), so the command hands the
+app no publisher; it builds the Celery app only to tell `/readyz` how to reach the broker,
+which the intake room may not import.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from intake.job_json import iso_timestamp
 from intake.person_sync import PersonSyncReport, sync_tenants, tenants_to_sync
 from models import make_engine, migrate
 from models.intake_keys import IntakeKeyExists
-from worker.celery_app import PUBLISH_TIMEOUT_SECONDS, CeleryPublisher, create_celery_app
+from worker.celery_app import PUBLISH_TIMEOUT_SECONDS, create_celery_app
 from worker.runtime import MissingCredentials, build_client, build_governor, process_owner
+from yfdocs.installation import open_database
 
 __all__ = ["COMMANDS"]
 
@@ -41,14 +43,16 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
-def _open_database(settings: Settings, *, migrate_any: bool = False) -> Engine:
-    """The database, its schema brought to head on the embedded SQLite (as `enqueue` does),
-    or on any database for a long-lived service (as `worker` does)."""
+def _service_database(settings: Settings) -> Engine:
+    """The server's database, its schema brought to head on any database (a long-lived
+    service, as `worker` does)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    url = settings.resolved_database_url
-    engine = make_engine(url)
-    if migrate_any or url.startswith("sqlite"):
+    engine = make_engine(settings.resolved_database_url)
+    try:
         migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -83,9 +87,9 @@ def intake_group(ctx: click.Context, host: str, port: int) -> None:
     if settings.uses_filesystem_broker:  # "no hostname supplied" is right for it
         logging.getLogger("kombu.connection").setLevel(logging.ERROR)
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its notes are not our errors
-    engine = _open_database(settings, migrate_any=True)
+    engine = _service_database(settings)
     celery_app = create_celery_app(settings)
-    services = IntakeServices.build(settings, engine, CeleryPublisher(celery_app))
+    services = IntakeServices.build(settings, engine)
     try:
         app = create_app(services, readiness={"broker": _broker_check(celery_app)})
     except ValueError as exc:
@@ -159,7 +163,7 @@ def keys_add_command(
 ) -> None:
     """Make a caller's key. The key is printed alone on the last line, this once; a made
     webhook or static secret is printed once above it."""
-    engine = _open_database(_settings(ctx))
+    engine = open_database(_settings(ctx), create=True)
     try:
         made = add_key(
             engine,
@@ -189,7 +193,7 @@ def keys_add_command(
 @click.pass_context
 def keys_list_command(ctx: click.Context, as_json: bool) -> None:
     """The callers, never a key or a secret: only what each key is for."""
-    engine = _open_database(_settings(ctx))
+    engine = open_database(_settings(ctx), create=False)
     try:
         callers = list_callers(engine)
     finally:
@@ -231,7 +235,7 @@ def keys_list_command(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def keys_revoke_command(ctx: click.Context, name: str) -> None:
     """Revoke a caller's key (and its secrets): it stops working at once."""
-    engine = _open_database(_settings(ctx))
+    engine = open_database(_settings(ctx), create=False)
     try:
         removed = revoke_key(engine, name)
     finally:
@@ -274,10 +278,11 @@ def _report_dict(outcome: object) -> dict[str, Any]:
 @click.pass_context
 def sync_persons_command(ctx: click.Context, tenants: tuple[str, ...], as_json: bool) -> None:
     """Pull persons from Youforce (a delta by changedAfter) for learner mapping, and queue
-    the unmatched jobs whose learner is now known. Calls go through the fleet's governor.
-    Exit 1 when a tenant could not be synced."""
+    the unmatched jobs whose learner is now known (the dispatcher sends them). Calls go
+    through the fleet's governor and token windows. Exit 1 when a tenant could not be
+    synced."""
     settings = _settings(ctx)
-    engine = _open_database(settings)
+    engine = open_database(settings, create=True)
     try:
         try:
             client = build_client(
@@ -290,9 +295,8 @@ def sync_persons_command(ctx: click.Context, tenants: tuple[str, ...], as_json: 
             chosen = [settings.tenant_id]
         if not chosen:
             raise click.UsageError("no tenant to sync: pass --tenant or set YFDOCS_TENANT_ID")
-        publisher = CeleryPublisher(create_celery_app(settings))
         with client:
-            outcomes = sync_tenants(engine, client, publisher, chosen)
+            outcomes = sync_tenants(engine, client, chosen, settings=settings)
     finally:
         engine.dispose()
     if as_json:

@@ -1,8 +1,10 @@
 """Commands that act on jobs: enqueue, status, backfill.
 
 Exit status: 0 done; 2 input refused (one line on stderr, nothing stored for that input);
-1 something else went wrong. All three build their database, store and publisher in
-`ProducerServices.from_settings`, so they see the same data the workers do.
+1 something else went wrong. Input is validated before anything is opened, so a refused
+input creates no data dir or database; then the producers build their
+database and store in `ProducerServices.from_settings` and `status` opens the database it
+finds (`yfdocs.installation`), so they see the same data the workers do.
 """
 
 from __future__ import annotations
@@ -10,95 +12,70 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from api_client import DocumentType
 from config import Settings
 from intake.job_json import event_to_dict, job_to_dict
-from intake.producer import EnqueueRequest, EnqueueResult, enqueue_document
+from intake.producer import (
+    EnqueueRequest,
+    EnqueueResult,
+    ValidatedDocument,
+    enqueue_validated,
+    validate_request,
+)
 from intake.storage import FilesystemDocumentStore
-from intake.validation import EnqueueRejected, InvalidPdf
-from messaging import JobPublisher, PublishError
-from models import JobState, Priority, make_engine, migrate, utcnow
-from models.jobs import AmbiguousJobId, JobNotFound, find_job, job_events, list_jobs
-from worker.celery_app import CeleryPublisher, create_celery_app
+from intake.validation import EnqueueRejected, InvalidPdf, describe_file_error
+from models import JobState, Priority, utcnow
+from models.jobs import find_job, job_events, list_jobs
 from yfdocs.fleet_view import fleet_summary, render_fleet
+from yfdocs.installation import open_database
 from yfdocs.job_views import render_job_detail, render_jobs_table
+from yfdocs.refusals import EXIT_REFUSED, is_refusal, refuse
+from yfdocs.terminal_text import user_text
 
 __all__ = ["COMMANDS", "ProducerServices"]
 
 MANIFEST_COLUMNS = ("file", "personCode", "type", "description", "validFrom", "key")
 REQUIRED_MANIFEST_COLUMNS = ("file", "personCode", "type")
-EXIT_REFUSED = 2
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class ProducerServices:
-    """The engine, document store and publisher a producer command needs, built once."""
+    """The engine and document store a producer command needs, built once."""
 
     settings: Settings
     engine: Engine
     store: FilesystemDocumentStore
-    publisher: JobPublisher
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProducerServices:
-        """Open the database (migrating the embedded SQLite), the store and the broker."""
-        logging.getLogger("pypdf").setLevel(logging.ERROR)  # its notes are not our errors
-        if settings.uses_filesystem_broker:  # "no hostname supplied" is right for it
-            logging.getLogger("kombu.connection").setLevel(logging.ERROR)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        url = settings.resolved_database_url
-        engine = make_engine(url)
-        if url.startswith("sqlite"):
-            migrate(engine)
-        publisher = CeleryPublisher(create_celery_app(settings))
+        """Open the database (creating and migrating the embedded SQLite; a fleet's must be
+        at head already) and the store."""
+        engine = open_database(settings, create=True)
         return cls(
             settings=settings,
             engine=engine,
             store=FilesystemDocumentStore(settings.storage_dir),
-            publisher=publisher,
         )
 
-    def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
-        return enqueue_document(
-            request,
-            engine=self.engine,
-            store=self.store,
-            publisher=self.publisher,
-            settings=self.settings,
-        )
+    def enqueue(self, document: ValidatedDocument) -> EnqueueResult:
+        return enqueue_validated(document, engine=self.engine, store=self.store)
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-class _GiveUpAfterFirstFailure:
-    """A publisher that stops calling a dead broker: backfill leaves the rest to the sweeper."""
-
-    def __init__(self, inner: JobPublisher) -> None:
-        self._inner = inner
-        self.broker_down = False
-
-    def publish_upload(self, job_id: str, countdown: float | None = None) -> None:
-        if self.broker_down:
-            raise PublishError("broker was down earlier in this run")
-        try:
-            self._inner.publish_upload(job_id, countdown=countdown)
-        except PublishError:
-            self.broker_down = True
-            raise
-
-    def publish_poll(self, job_id: str, countdown: float | None = None) -> None:
-        raise PublishError("a backfill publishes uploads only")
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -106,18 +83,12 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
-def _refuse(message: str) -> NoReturn:
-    """One line on stderr, exit 2: the caller's input was refused."""
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(EXIT_REFUSED)
-
-
 def _echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
 
 
 @click.command("enqueue")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=True))
+@click.argument("file", metavar="FILE")  # as typed: `cert.pdf/` names a directory
 @click.option("--person", "person_code", required=True, help="The employee's personCode.")
 @click.option(
     "--type",
@@ -143,7 +114,7 @@ def _echo_json(payload: Any) -> None:
 @click.pass_context
 def enqueue_command(
     ctx: click.Context,
-    file: Path,
+    file: str,
     person_code: str,
     document_type: str,
     description: str | None,
@@ -156,26 +127,26 @@ def enqueue_command(
 
     Prints the job id (with --json: {"id", "state", "created", ...}). Enqueuing the same
     document again prints the existing job. Bad input: exit status 2, one line on stderr,
-    nothing stored. A broker that is down does not fail the command: the job stays queued
-    and the sweeper publishes it.
+    nothing stored. Needs no broker: the dispatcher publishes the job when it can start.
     """
-    services = ProducerServices.from_settings(_settings(ctx))
+    settings = _settings(ctx)
+    document = validate_request(
+        EnqueueRequest(
+            document=file,
+            person_code=person_code,
+            document_type=document_type,
+            description=description,
+            valid_from=valid_from,
+            tenant_id=tenant_id,
+            idempotency_key=key,
+            priority=Priority.LIVE,
+            source="cli",
+        ),
+        settings,
+    )
+    services = ProducerServices.from_settings(settings)
     try:
-        result = services.enqueue(
-            EnqueueRequest(
-                document=file,
-                person_code=person_code,
-                document_type=document_type,
-                description=description,
-                valid_from=valid_from,
-                tenant_id=tenant_id,
-                idempotency_key=key,
-                priority=Priority.LIVE,
-                source="cli",
-            )
-        )
-    except EnqueueRejected as exc:
-        _refuse(exc.message)
+        result = services.enqueue(document)
     finally:
         services.close()
     if as_json:
@@ -216,17 +187,10 @@ def status_command(
     """Show the fleet and jobs, newest first, or one job (JOB_ID or a unique prefix) with its
     history. `--json` prints the jobs as an array; `--fleet --json` the fleet as an object."""
     services_settings = _settings(ctx)
-    services_settings.data_dir.mkdir(parents=True, exist_ok=True)
-    url = services_settings.resolved_database_url
-    engine = make_engine(url)
+    engine = open_database(services_settings, create=False)
     try:
-        if url.startswith("sqlite"):
-            migrate(engine)
         if job_id is not None:
-            try:
-                job = find_job(engine, job_id)
-            except (JobNotFound, AmbiguousJobId) as exc:
-                _refuse(str(exc))
+            job = find_job(engine, job_id)
             events = job_events(engine, job.id)
             if as_json:
                 _echo_json({**job_to_dict(job), "events": [event_to_dict(e) for e in events]})
@@ -259,14 +223,12 @@ class BackfillReport:
     created: list[dict[str, Any]] = field(default_factory=list)
     already_present: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
-    unpublished: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "created": len(self.created),
             "already_present": len(self.already_present),
             "rejected": len(self.rejected),
-            "unpublished": self.unpublished,
             "jobs": self.created + self.already_present,
             "rejections": self.rejected,
         }
@@ -280,7 +242,7 @@ def _read_manifest(manifest: Path) -> list[tuple[int, dict[str, str]]]:
             header = [name.strip() for name in reader.fieldnames or []]
             missing = [name for name in REQUIRED_MANIFEST_COLUMNS if name not in header]
             if missing:
-                _refuse(
+                refuse(
                     f"{manifest}: the header lacks column(s) {', '.join(missing)}; "
                     f"expected {','.join(MANIFEST_COLUMNS)}"
                 )
@@ -289,14 +251,14 @@ def _read_manifest(manifest: Path) -> list[tuple[int, dict[str, str]]]:
                 (reader.line_num, {k: (v or "").strip() for k, v in row.items() if k})
                 for row in reader
             ]
-    except FileNotFoundError:
-        _refuse(f"{manifest} does not exist")
+    except OSError as exc:
+        refuse(describe_file_error(str(manifest), exc))
     except (UnicodeDecodeError, csv.Error) as exc:
-        _refuse(f"{manifest} is not a readable UTF-8 CSV file: {exc}")
+        refuse(f"{manifest} is not a readable UTF-8 CSV file: {exc}")
 
 
 @click.command("backfill")
-@click.argument("manifest", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("manifest", type=click.Path(path_type=Path))
 @click.option("--tenant", "tenant_id", default=None, help="Default: YFDOCS_TENANT_ID.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
@@ -312,9 +274,8 @@ def backfill_command(
     (the good rows are enqueued all the same).
     """
     rows = _read_manifest(manifest)
-    services = ProducerServices.from_settings(_settings(ctx))
-    publisher = _GiveUpAfterFirstFailure(services.publisher)
-    services.publisher = publisher
+    settings = _settings(ctx)
+    services = _ServicesOnDemand(settings)
     report = BackfillReport()
     stderr = Console(stderr=True)
     try:
@@ -325,37 +286,65 @@ def backfill_command(
             TimeElapsedColumn(),
             console=stderr,
             transient=True,
+            disable=not stderr.is_terminal,  # a log or a pipe gets the report, not a bar
         ) as progress:
             task = progress.add_task("rows", total=len(rows))
             for row_number, row in rows:
-                _backfill_row(services, manifest, row_number, row, tenant_id, report)
+                _backfill_row(services, settings, manifest, row_number, row, tenant_id, report)
                 progress.advance(task)
     finally:
         services.close()
-    report.unpublished = sum(1 for job in report.created if job["published_at"] is None)
     if as_json:
         _echo_json(report.as_dict())
     else:
-        _print_backfill_report(report, broker_down=publisher.broker_down)
+        _print_backfill_report(report)
     if report.rejected:
         raise SystemExit(EXIT_REFUSED)
 
 
+class _ServicesOnDemand:
+    """The producer's services, opened at the first row that passes validation: a manifest
+    whose every row is refused creates no data dir or database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._services: ProducerServices | None = None
+
+    def get(self) -> ProducerServices:
+        if self._services is None:
+            self._services = ProducerServices.from_settings(self._settings)
+        return self._services
+
+    def close(self) -> None:
+        if self._services is not None:
+            self._services.close()
+
+
+# The database or its connection failing is not a row's fault: the run stops, as any
+# command does when its database goes away. No broker is involved: the dispatcher
+# publishes the jobs.
+_OUTAGES = (OperationalError, InterfaceError, DisconnectionError)
+
+
 def _backfill_row(
-    services: ProducerServices,
+    services: _ServicesOnDemand,
+    settings: Settings,
     manifest: Path,
     row_number: int,
     row: dict[str, str],
     tenant_id: str | None,
     report: BackfillReport,
 ) -> None:
+    """Enqueue one row, or report it rejected with its reason: whatever goes wrong in a row
+    (a refusal, or an error nobody foresaw) stops that row only."""
     file_cell = row.get("file", "")
     try:
         if not file_cell:
             raise InvalidPdf("file", "the file column is empty")
-        result = services.enqueue(
+        document = validate_request(
             EnqueueRequest(
-                document=manifest.parent / file_cell,
+                # joined as text: a trailing slash in the cell must still name a directory
+                document=os.path.join(manifest.parent, file_cell),
                 person_code=row.get("personCode", ""),
                 document_type=row.get("type", ""),
                 description=row.get("description") or None,
@@ -364,18 +353,32 @@ def _backfill_row(
                 idempotency_key=row.get("key") or None,
                 priority=Priority.BACKFILL,
                 source="backfill",
-            )
+            ),
+            settings,
         )
+        result = services.get().enqueue(document)
     except EnqueueRejected as exc:
-        report.rejected.append(
-            {"row": row_number, "file": file_cell, "field": exc.field, "error": exc.message}
-        )
+        _reject(report, row_number, file_cell, exc.field, exc.message)
+        return
+    except _OUTAGES:
+        raise
+    except Exception as exc:
+        if is_refusal(exc):  # no installation, or a schema that needs `yfdocs migrate`
+            raise
+        log.debug("backfill row %d failed", row_number, exc_info=True)
+        _reject(report, row_number, file_cell, None, f"unexpected error: {exc!r}")
         return
     entry = {"row": row_number, "file": file_cell, **job_to_dict(result.job)}
     (report.created if result.created else report.already_present).append(entry)
 
 
-def _print_backfill_report(report: BackfillReport, *, broker_down: bool) -> None:
+def _reject(
+    report: BackfillReport, row_number: int, file_cell: str, field: str | None, error: str
+) -> None:
+    report.rejected.append({"row": row_number, "file": file_cell, "field": field, "error": error})
+
+
+def _print_backfill_report(report: BackfillReport) -> None:
     console = Console()
     if report.rejected:
         refused = Table(title="rejected rows (header is row 1)", header_style="bold red")
@@ -383,16 +386,17 @@ def _print_backfill_report(report: BackfillReport, *, broker_down: bool) -> None
         refused.add_column("file", overflow="fold")
         refused.add_column("why", overflow="fold")
         for rejection in report.rejected:
-            refused.add_row(str(rejection["row"]), rejection["file"], rejection["error"])
+            refused.add_row(
+                str(rejection["row"]), user_text(rejection["file"]), user_text(rejection["error"])
+            )
         console.print(refused)
     console.print(
         f"created: {len(report.created)}  already present: {len(report.already_present)}  "
         f"rejected: {len(report.rejected)}"
     )
-    if broker_down:
+    if report.created:
         console.print(
-            f"the broker was unreachable: {report.unpublished} new job(s) stay queued "
-            "for the sweeper to publish"
+            "the new jobs wait at backfill priority; the dispatcher sends them after live work"
         )
 
 

@@ -2,7 +2,8 @@
 
 The JSON shapes (`yfdocs status --json`, the HTTP intake's answers) live in
 `intake.job_json`, so the CLI and the intake agree on field names; the detail view shows
-the same fields.
+the same fields. Every value a table shows from a job goes through `user_text`: what users
+and the API wrote is shown as written, never as markup or terminal control.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.text import Text
 
 from intake.job_json import job_to_dict
 from models import JobEvent, JobState, UploadJob
+from yfdocs.terminal_text import user_text
 
 __all__ = ["render_job_detail", "render_jobs_table"]
 
@@ -31,7 +33,7 @@ _STATE_STYLES = {
 
 
 def _state_text(state: str) -> Text:
-    return Text(state, style=_STATE_STYLES.get(state, ""))
+    return user_text(state, style=_STATE_STYLES.get(state, ""))
 
 
 def _short_time(value: datetime | None) -> str:
@@ -53,12 +55,12 @@ def render_jobs_table(jobs: Sequence[UploadJob], *, title: str | None = None) ->
         table.add_row(
             job.id[:8],
             _state_text(job.state),
-            job.person_code,
-            job.document_type,
-            (job.ticket_id or "")[:8],
+            user_text(job.person_code),
+            user_text(job.document_type),
+            user_text((job.ticket_id or "")[:8]),
             _tries(job),
             _short_time(job.created_at),
-            job.last_error or "",
+            user_text(job.last_error),
         )
     return table
 
@@ -76,10 +78,7 @@ def render_job_detail(job: UploadJob, events: Sequence[JobEvent]) -> RenderableT
     fields.add_column(style="bold")
     fields.add_column(overflow="fold")
     for name, value in job_to_dict(job).items():
-        if name == "state":
-            fields.add_row(name, _state_text(job.state))
-        else:
-            fields.add_row(name, "" if value is None else str(value))
+        fields.add_row(name, _state_text(job.state) if name == "state" else user_text(value))
     history = Table(title="history", header_style="bold")
     history.add_column("at (UTC)", no_wrap=True)
     history.add_column("from")
@@ -91,11 +90,11 @@ def render_job_detail(job: UploadJob, events: Sequence[JobEvent]) -> RenderableT
     for event in events:
         history.add_row(
             _short_time(event.at),
-            event.from_state or "",
+            user_text(event.from_state),
             _state_text(event.to_state),
             str(event.attempt),
             "" if event.http_status is None else str(event.http_status),
-            event.correlation_id or "",
-            event.reason,
+            user_text(event.correlation_id),
+            user_text(event.reason),
         )
     return Group(fields, Text(""), history)

@@ -7,12 +7,27 @@ input was refused (nothing stored), 1 that something went wrong on the way.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from config import Settings
+from yfdocs.refusals import is_refusal, refuse
 
 __all__ = ["main"]
+
+
+class YfdocsGroup(click.Group):
+    """The command group; a refusal raised by any command becomes one line and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if is_refusal(exc):
+                refuse(str(exc))
+            raise
 
 
 class CliContext:
@@ -22,7 +37,7 @@ class CliContext:
         self.settings = settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=YfdocsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.pass_context
 def main(ctx: click.Context, verbose: int) -> None:
@@ -31,7 +46,23 @@ def main(ctx: click.Context, verbose: int) -> None:
     logging.basicConfig(
         level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
     )
-    ctx.obj = CliContext(Settings())
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its notes on a file are not ours
+    ctx.obj = CliContext(_read_settings())
+
+
+def _read_settings() -> Settings:
+    """The settings, or one line naming each bad YFDOCS_ variable (never its value: it
+    may be a secret) and exit 2."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"YFDOCS_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            if error["loc"]
+            else error["msg"]
+            for error in exc.errors(include_input=False)
+        ]
+        refuse("invalid settings: " + "; ".join(problems))
 
 
 def _register_commands() -> None:

@@ -8,9 +8,8 @@ import click
 
 from config import Settings
 from intake.producer import retry_job
-from models import make_engine, migrate, utcnow
-from models.jobs import JobNotRetryable
-from worker.celery_app import CeleryPublisher, create_celery_app
+from models import utcnow
+from yfdocs.installation import open_database
 
 __all__ = ["COMMANDS"]
 
@@ -20,19 +19,12 @@ __all__ = ["COMMANDS"]
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @click.pass_context
 def retry_command(ctx: click.Context, job_id: str, as_json: bool) -> None:
-    """Queue a failed or expired job again from the start (a fresh upload)."""
+    """Queue a failed or expired job again from the start (a fresh upload). Any other job
+    is refused (`JobNotRetryable`: one line, exit 2)."""
     settings: Settings = ctx.obj.settings
-    engine = make_engine(settings.resolved_database_url)
+    engine = open_database(settings, create=False)
     try:
-        migrate(engine)
-        publisher = CeleryPublisher(create_celery_app(settings))
-        try:
-            job = retry_job(
-                engine, publisher, job_id, now=utcnow(), reason="sent again by `yfdocs retry`"
-            )
-        except JobNotRetryable as exc:
-            click.echo(f"yfdocs retry: {exc}", err=True)
-            ctx.exit(2)
+        job = retry_job(engine, job_id, now=utcnow(), reason="sent again by `yfdocs retry`")
         if as_json:
             click.echo(json.dumps({"id": job.id, "state": job.state}))
         else:

@@ -93,16 +93,48 @@ def worker_command(
     app.worker_main(argv)
 
 
+@click.command("dispatcher")
+@click.option("--once", is_flag=True, help="One pass, then exit (for cron or a check).")
+@click.pass_context
+def dispatcher_command(ctx: click.Context, once: bool) -> None:
+    """Run the dispatcher: publish the work that can start now, every
+    YFDOCS_DISPATCH_INTERVAL seconds. One acts at a time per deployment (a lease in the
+    database); `yfdocs worker` with its beat runs one too, for a single machine."""
+    import signal
+
+    from models import make_engine, utcnow
+    from worker.celery_app import CeleryPublisher, create_celery_app
+    from worker.dispatcher import DispatcherLoop
+    from worker.runtime import process_owner
+
+    settings = _settings(ctx)
+    _prepare_database(settings)
+    engine = make_engine(settings.resolved_database_url)
+    publisher = CeleryPublisher(create_celery_app(settings))
+    owner = process_owner()
+    loop = DispatcherLoop(engine, settings, publisher, owner=owner, clock=utcnow)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: loop.stop())
+    click.echo(f"yfdocs dispatcher {owner}: every {settings.dispatch_interval:g} s", err=True)
+    try:
+        loop.run(once=once)
+    finally:
+        engine.dispose()
+
+
 @click.command("beat")
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.pass_context
 def beat_command(ctx: click.Context, loglevel: str) -> None:
-    """Run the sweeper's beat alone: exactly one per deployment."""
+    """Run beat alone (the sweeper, and the dispatcher as a thread): exactly one per
+    deployment."""
     from worker.celery_app import create_celery_app
+    from worker.tasks import dispatch_with_beat
 
     settings = _settings(ctx)
     _prepare_database(settings)
     app = create_celery_app(settings)
+    dispatch_with_beat(app)
     app.start(
         [
             "beat",
@@ -159,6 +191,7 @@ def demo_command(ctx: click.Context, keep: bool, timeout: float) -> None:
 COMMANDS: list[click.Command] = [
     migrate_command,
     worker_command,
+    dispatcher_command,
     beat_command,
     flower_command,
     sandbox_command,

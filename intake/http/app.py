@@ -31,7 +31,7 @@ def create_app(
     services: IntakeServices, *, readiness: Mapping[str, ReadinessCheck] | None = None
 ) -> FastAPI:
     """The intake for these services; `readiness` adds checks to `/readyz` (the broker's,
-    which the command that built the publisher knows how to make)."""
+    which the command knows how to make: the intake itself never talks to the broker)."""
     if services.settings.canvas_certificate_url is not None:
         check_certificate_url_template(services.settings.canvas_certificate_url)
     app = FastAPI(

@@ -8,12 +8,16 @@ counts; `scheduling.quota_policy` reads them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
 __all__ = ["UploadWait", "upload_wait"]
 
 LIVE_PRIORITY = 0  # models.Priority.LIVE; the policy speaks numbers to stay pure
+# What a live document costs to deliver: its upload and, as the poll planner aims, about
+# 1.2 status calls.
+CALLS_PER_LIVE_DOCUMENT = 2.2
 
 
 @dataclass(frozen=True)
@@ -31,14 +35,20 @@ def upload_wait(
     polling_tickets: int,
     waiting_before: int,
     resets_at: datetime,
+    live_expected_later: float = 0.0,
 ) -> UploadWait | None:
     """None if an upload of `priority` may spend a call now, else until when it waits.
 
     `polling_tickets` is how many uploaded tickets still need a status call;
-    `waiting_before` how many queued jobs of a more urgent priority wait (counted only for
-    backfill, which leaves room for them).
+    `waiting_before` how many queued jobs of a more urgent priority wait, and
+    `live_expected_later` how many live documents are still to come before the quota
+    window ends (both counted only for backfill, which leaves each of them the calls a live
+    document costs: a backfill must not spend in an hour the calls the day's live events
+    will need).
     """
-    reserved = polling_tickets + (waiting_before if priority > LIVE_PRIORITY else 0)
+    reserved = polling_tickets
+    if priority > LIVE_PRIORITY:
+        reserved += math.ceil(CALLS_PER_LIVE_DOCUMENT * (waiting_before + live_expected_later))
     if quota_left > reserved:
         return None
     whom = "uploaded tickets" if priority <= LIVE_PRIORITY else "uploaded tickets and live events"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-__all__ = ["DAY_SECONDS", "decayed_spacing", "month_window", "quota_day_window"]
+__all__ = ["DAY_SECONDS", "budget_window", "decayed_spacing", "month_window", "quota_day_window"]
 
 DAY_SECONDS = 86400.0
 _NEGLIGIBLE_SPACING = 0.0005
@@ -56,3 +56,20 @@ def decayed_spacing(
     age = max(0.0, (now - raised_at).total_seconds())
     value = extra * 0.5 ** (age / half_life) if half_life > 0 else 0.0
     return value if value >= _NEGLIGIBLE_SPACING else 0.0
+
+
+def budget_window(
+    now: datetime, timezone: str = "UTC", window_seconds: float | None = None
+) -> tuple[datetime, datetime]:
+    """The token budget window that holds `now`, as [start, end) in aware UTC.
+
+    The calendar month in `timezone` by default; a shorter one (`window_seconds`, for
+    time-scaled sandboxes and tests) is a fixed slice of UTC time counted from the epoch,
+    as the quota window is.
+    """
+    if window_seconds is None:
+        return month_window(now, timezone)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    index = (now - epoch).total_seconds() // window_seconds
+    start = epoch + timedelta(seconds=index * window_seconds)
+    return start, start + timedelta(seconds=window_seconds)

@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from config import Settings
+from worker.celery_app import filesystem_queue_folder, job_ids_waiting_in_filesystem_queue
+
 REPO = Path(__file__).resolve().parents[2]
 YFDOCS = str(Path(sys.executable).with_name("yfdocs"))
 TENANT = "4028868"
@@ -26,6 +29,22 @@ def clean_environment(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO)
     env.update(extra)
     return env
+
+
+def run_yfdocs(
+    args: tuple[str, ...] | list[str], *, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """The real command in a subprocess, its output as text (undecodable bytes escaped)."""
+    return subprocess.run(
+        [YFDOCS, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        errors="backslashreplace",
+        timeout=120,
+        check=False,
+    )
 
 
 @dataclass
@@ -46,15 +65,7 @@ class Cli:
         return clean_environment(**{**settings, **extra})
 
     def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [YFDOCS, *args],
-            cwd=self.cwd,
-            env=self.env(**extra),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_yfdocs(args, cwd=self.cwd, env=self.env(**extra))
 
     def json(self, *args: str, **extra: str) -> Any:
         result = self.run(*args, "--json", **extra)
@@ -67,6 +78,44 @@ class Cli:
 
     def stored_pdfs(self) -> list[Path]:
         return sorted(self.store_dir.rglob("*.pdf")) if self.store_dir.exists() else []
+
+    def settings(self) -> Settings:
+        return Settings(
+            data_dir=self.data_dir,
+            database_url=self.database_url,  # type: ignore[arg-type]
+            tenant_id=TENANT,
+            _env_file=None,  # type: ignore[call-arg]
+        )
+
+    def queued_messages(self) -> set[str]:
+        """The job ids whose message lies in the filesystem broker's task queue."""
+        if not filesystem_queue_folder(self.settings()).exists():
+            return set()
+        return job_ids_waiting_in_filesystem_queue(self.settings())
+
+
+@dataclass
+class EmbeddedCli:
+    """`yfdocs` on its embedded defaults: SQLite and the broker in a data dir that does not
+    exist yet, so that a test can see whether a command created anything at all."""
+
+    data_dir: Path
+    cwd: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return clean_environment(
+            **{"YFDOCS_DATA_DIR": str(self.data_dir), "YFDOCS_TENANT_ID": TENANT, **extra}
+        )
+
+    def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return run_yfdocs(args, cwd=self.cwd, env=self.env(**extra))
+
+
+@pytest.fixture
+def embedded_cli(tmp_path: Path) -> EmbeddedCli:
+    work = tmp_path / "work"
+    work.mkdir()
+    return EmbeddedCli(data_dir=tmp_path / "data", cwd=work)
 
 
 @pytest.fixture

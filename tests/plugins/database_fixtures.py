@@ -37,6 +37,8 @@ TABLES_CHILD_FIRST = (
     "api_calls",
     "governor_slots",
     "governor_state",
+    "token_grants",
+    "dispatcher_lease",
 )
 
 

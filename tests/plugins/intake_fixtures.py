@@ -3,8 +3,9 @@ process, on each kind of database; stopped when the test ends.
 
 `start_intake(**settings)` builds one with these settings (`intake` is one on the
 defaults). The test process holds the same services, so a test can make keys, seed
-persons and read jobs directly, and the publisher is the recording fake. Tests of the real
-command run `yfdocs intake` as a child process (`IntakeProcess`), with the real publisher.
+persons and read jobs directly. The intake publishes nothing (the dispatcher does), so
+there is no broker here. Tests of the real command run `yfdocs intake` as a child process
+(`IntakeProcess`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +28,42 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from config import Settings
 from intake.callers import NewIntakeKey, add_key
 from intake.events import IntakeServices
 from intake.http import create_app
-from models import JobEvent, UploadJob
+from models import JobEvent, UploadJob, utcnow
+from scheduling.token_windows import open_windows
 from tests.fake_publisher import FakePublisher
 from tests.plugins.cli_fixtures import YFDOCS, Cli
+from tests.plugins.dispatch_fixtures import open_window
+from worker.dispatcher import dispatch_once
 
-__all__ = ["IntakeProcess", "IntakeUnderTest", "UvicornThread"]
+__all__ = ["IntakeProcess", "IntakeUnderTest", "UvicornThread", "dispatch_pass"]
 
 TENANT = "4028868"
 OTHER_TENANT = "4028869"
+
+
+def dispatch_pass(
+    engine: Engine,
+    settings: Settings,
+    *tenants: str,
+    publisher: FakePublisher | None = None,
+) -> list[str]:
+    """One real dispatcher pass, with the tenants' delivery windows open (a valid token
+    each), into a recording publisher: the ids of the uploads it sent. The intake and the
+    persons sync never publish; this is how a test sees what they left for the dispatcher."""
+    now = utcnow()
+    already = open_windows(engine, now=now, margin_seconds=settings.token_refresh_margin)
+    for tenant in tenants or (TENANT,):
+        if tenant not in already:
+            open_window(engine, tenant, expires_at=now + timedelta(hours=1))
+    publisher = publisher if publisher is not None else FakePublisher()
+    dispatch_once(engine, settings, publisher, owner="test-dispatcher", clock=utcnow)
+    return publisher.published
 
 
 class UvicornThread:
@@ -72,7 +96,6 @@ class IntakeUnderTest:
 
     url: str
     services: IntakeServices
-    publisher: FakePublisher
     keys: dict[str, NewIntakeKey] = field(default_factory=dict)
 
     @property
@@ -85,6 +108,10 @@ class IntakeUnderTest:
         made = add_key(self.engine, name=name, tenants=tenants, **options)
         self.keys[name] = made
         return made
+
+    def dispatch(self, *tenants: str, publisher: FakePublisher | None = None) -> list[str]:
+        """What a dispatcher pass sends now of the jobs in the database (`dispatch_pass`)."""
+        return dispatch_pass(self.engine, self.services.settings, *tenants, publisher=publisher)
 
     def bearer(self, name: str = "lms") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[name].key}"}
@@ -109,7 +136,11 @@ class IntakeUnderTest:
 
     def events(self, job_id: str) -> list[JobEvent]:
         with Session(self.engine) as session:
-            return list(session.exec(select(JobEvent).where(JobEvent.job_id == job_id)))
+            return list(
+                session.exec(
+                    select(JobEvent).where(JobEvent.job_id == job_id).order_by(col(JobEvent.id))
+                )
+            )
 
     def stored_files(self) -> list[Path]:
         root = Path(self.services.settings.storage_dir)
@@ -137,14 +168,13 @@ def start_intake(
     """Starts intakes with setting overrides; stops each one at teardown."""
     servers: list[UvicornThread] = []
 
-    def start(*, publisher: FakePublisher | None = None, **overrides: Any) -> IntakeUnderTest:
+    def start(**overrides: Any) -> IntakeUnderTest:
         overrides.setdefault("intake_fetch_ca_bundle", test_ca[1])
         settings = intake_settings(tmp_path, database_url, **overrides)
-        fake = publisher or FakePublisher()
-        services = IntakeServices.build(settings, db_engine, fake)
+        services = IntakeServices.build(settings, db_engine)
         server = UvicornThread(create_app(services))
         servers.append(server)
-        return IntakeUnderTest(url=server.start(), services=services, publisher=fake)
+        return IntakeUnderTest(url=server.start(), services=services)
 
     yield start
     for server in servers:

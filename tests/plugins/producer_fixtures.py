@@ -1,4 +1,5 @@
-"""The producer's collaborators for unit tests: SQLite, a store in tmp, a fake publisher."""
+"""The producer's collaborators for unit tests: SQLite and a store in tmp (no broker: the
+producer never publishes)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from config import Settings
 from intake.producer import EnqueueRequest, EnqueueResult, enqueue_document
 from intake.storage import FilesystemDocumentStore
 from models import JobEvent, UploadJob, make_engine, migrate
-from tests.fake_publisher import FakePublisher
 
 TENANT = "4028868"
 
@@ -26,7 +26,6 @@ class Producer:
 
     engine: Engine
     store: FilesystemDocumentStore
-    publisher: FakePublisher
     settings: Settings
 
     def enqueue(self, request: EnqueueRequest) -> EnqueueResult:
@@ -34,7 +33,6 @@ class Producer:
             request,
             engine=self.engine,
             store=self.store,
-            publisher=self.publisher,
             settings=self.settings,
         )
 
@@ -64,7 +62,6 @@ def producer(settings: Settings) -> Iterator[Producer]:
     yield Producer(
         engine=engine,
         store=FilesystemDocumentStore(settings.storage_dir),
-        publisher=FakePublisher(),
         settings=settings,
     )
     engine.dispose()

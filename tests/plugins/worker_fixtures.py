@@ -1,5 +1,8 @@
 """The whole service under test: a real sandbox, real worker processes, a real broker.
 
+A worker started with its beat runs the dispatcher's pass every `YFDOCS_DISPATCH_INTERVAL`;
+a test that starts workers without beat starts a dispatcher of its own (`start_dispatcher`).
+
 `service` gives a `ServiceUnderTest` on the embedded defaults (SQLite, filesystem broker);
 tests parametrised with `broker` run the same on RabbitMQ and Redis. A broker that is
 missing in CI fails the test; on a developer's machine it skips with the reason.
@@ -28,7 +31,7 @@ from intake.producer import EnqueueRequest, enqueue_document
 from intake.storage import FilesystemDocumentStore
 from models import TERMINAL_STATES, JobEvent, UploadJob, make_engine, migrate
 from sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, SandboxServer
-from worker.celery_app import CeleryPublisher, create_celery_app
+from worker.celery_app import create_celery_app
 from yfdocs.sample_documents import render_text_pdf
 
 BROKER_ENV = {"redis": "YFDOCS_TEST_REDIS_URL", "amqp": "YFDOCS_TEST_AMQP_URL"}
@@ -66,7 +69,8 @@ def purge_broker(settings: Settings) -> None:
 
 @dataclass
 class WorkerProcess:
-    """A `yfdocs worker` in its own process group, so a kill takes its pool children too."""
+    """A `yfdocs worker` (or `yfdocs dispatcher`) in its own process group, so a kill takes
+    its pool children too."""
 
     process: subprocess.Popen[bytes]
     log_path: Path
@@ -100,13 +104,13 @@ class ServiceUnderTest:
     data_dir: Path
     variables: dict[str, str]
     workers: list[WorkerProcess] = field(default_factory=list)
+    dispatchers: list[WorkerProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.settings = self.make_settings()
         self.engine = make_engine(self.settings.resolved_database_url)
         migrate(self.engine)
         self.app = create_celery_app(self.settings)
-        self.publisher = CeleryPublisher(self.app)
         self.store = FilesystemDocumentStore(self.settings.storage_dir)
 
     def make_settings(self, **overrides: str) -> Settings:
@@ -121,22 +125,52 @@ class ServiceUnderTest:
         self.variables.update(variables)
         self.settings = self.make_settings()
 
-    def start_worker(self, *, beat: bool = True, concurrency: int = 2) -> WorkerProcess:
+    def environment(self, **overrides: str) -> dict[str, str]:
+        """The test's environment with the service's settings (and no developer's ones)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("YFDOCS_")}
-        env.update(self.variables)
-        index = len(self.workers)
-        log_path = self.data_dir / f"worker-{index}.log"
-        argv = [sys.executable, "-m", "yfdocs", "worker", f"--concurrency={concurrency}"]
-        argv += ["--loglevel=INFO", f"--hostname=test-{index}-{os.getpid()}@%h"]
-        if not beat:
-            argv.append("--no-beat")
+        env.update(self.variables, **overrides)
+        return env
+
+    def _spawn(self, args: list[str], log_path: Path) -> WorkerProcess:
         with log_path.open("ab") as log_file:
             process = subprocess.Popen(
-                argv, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+                [sys.executable, "-m", "yfdocs", *args],
+                env=self.environment(),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-        worker = WorkerProcess(process, log_path)
+        return WorkerProcess(process, log_path)
+
+    def start_worker(self, *, beat: bool = True, concurrency: int = 2) -> WorkerProcess:
+        """A worker; with `beat` it also runs the sweeper and the dispatcher's passes."""
+        index = len(self.workers)
+        args = ["worker", f"--concurrency={concurrency}", "--loglevel=INFO"]
+        args.append(f"--hostname=test-{index}-{os.getpid()}@%h")
+        if not beat:
+            args.append("--no-beat")
+        worker = self._spawn(args, self.data_dir / f"worker-{index}.log")
         self.workers.append(worker)
         return worker
+
+    def start_dispatcher(self) -> WorkerProcess:
+        """`yfdocs dispatcher`: the passes that publish work, for workers started without
+        beat. Stopped (SIGTERM) with the workers at the end of the test."""
+        log_path = self.data_dir / f"dispatcher-{len(self.dispatchers)}.log"
+        dispatcher = self._spawn(["dispatcher"], log_path)
+        self.dispatchers.append(dispatcher)
+        return dispatcher
+
+    def dispatch_once(self, **overrides: str) -> subprocess.CompletedProcess[str]:
+        """`yfdocs dispatcher --once` with the service's settings (and `overrides`)."""
+        return subprocess.run(
+            [sys.executable, "-m", "yfdocs", "dispatcher", "--once"],
+            env=self.environment(**overrides),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     def enqueue(
         self,
@@ -144,7 +178,6 @@ class ServiceUnderTest:
         document_type: str = "certificate",
         *,
         title: str | None = None,
-        publisher: Any = None,
         **fields: Any,
     ) -> str:
         content = render_text_pdf(title or f"{document_type} for {person_code}", [str(time.time())])
@@ -159,7 +192,6 @@ class ServiceUnderTest:
             request,
             engine=self.engine,
             store=self.store,
-            publisher=publisher or self.publisher,
             settings=self.settings,
         )
         return result.job.id
@@ -183,8 +215,20 @@ class ServiceUnderTest:
             if predicate():
                 return
             time.sleep(0.2)
-        logs = "\n---\n".join(worker.log_tail() for worker in self.workers)
+        logs = "\n---\n".join(process.log_tail() for process in self.workers + self.dispatchers)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+
+    def wait_until_ready(self, workers: list[WorkerProcess], timeout: float = 60.0) -> None:
+        """Wait until each worker says it is ready to take tasks."""
+
+        def logged(worker: WorkerProcess) -> str:
+            return worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
+
+        self.wait_until(
+            lambda: all("ready." in logged(worker) for worker in workers),
+            timeout=timeout,
+            what="the workers to be ready",
+        )
 
     def wait_for_end(self, job_ids: list[str], timeout: float = 60.0) -> dict[str, UploadJob]:
         """Wait until every job is complete, failed or expired; returns them by id."""
@@ -216,8 +260,8 @@ class ServiceUnderTest:
         ]
 
     def close(self) -> None:
-        for worker in self.workers:
-            worker.stop()
+        for process in self.workers + self.dispatchers:
+            process.stop()
         self.engine.dispose()
 
 

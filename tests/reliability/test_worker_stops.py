@@ -32,18 +32,6 @@ BROKERS = [
 ]
 
 
-def _wait_ready(service: ServiceUnderTest, workers: list[WorkerProcess]) -> None:
-    service.wait_until(
-        lambda: all("ready." in _log(worker) for worker in workers),
-        timeout=60,
-        what="the workers to be ready",
-    )
-
-
-def _log(worker: WorkerProcess) -> str:
-    return worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
-
-
 def _send(worker: WorkerProcess, how: str) -> None:
     if how == "term-group":
         os.killpg(worker.process.pid, signal.SIGTERM)
@@ -67,10 +55,22 @@ def _exits_in_time(workers: list[WorkerProcess]) -> list[str]:
     return hung
 
 
+def _wait_for_an_upload_in_flight(service: ServiceUnderTest) -> None:
+    """Until the sandbox has an upload call open (not the token fetch before it: a step
+    still waiting to call is handed back at once when the worker stops)."""
+    service.wait_until(
+        lambda: any(
+            "/documents/" in entry.get("path", "") and entry.get("status") is None
+            for entry in service.received()
+        ),
+        what="an upload to be in flight",
+    )
+
+
 def _stop_rounds(service: ServiceUnderTest, how: str, rounds: int, at_once: int) -> None:
     for _ in range(rounds):
         workers = [service.start_worker(beat=index == 0, concurrency=3) for index in range(at_once)]
-        _wait_ready(service, workers)
+        service.wait_until_ready(workers)
         time.sleep(1.0)  # the pool children settle into their wait for work
         for worker in workers:
             _send(worker, how)
@@ -112,15 +112,10 @@ def test_an_upload_in_flight_finishes_and_is_recorded_before_the_worker_exits(
 ) -> None:
     service.sandbox.patch_config({"faults": {"latency_s": 3.0}})
     worker = service.start_worker(beat=False)
-    _wait_ready(service, [worker])
+    service.start_dispatcher()
+    service.wait_until_ready([worker])
     job_id = service.enqueue()
-    service.wait_until(
-        lambda: any(
-            "/documents/" in entry.get("path", "") and entry.get("status") is None
-            for entry in service.received()
-        ),
-        what="the upload to be in flight",
-    )
+    _wait_for_an_upload_in_flight(service)
 
     os.killpg(worker.process.pid, signal.SIGTERM)
     hung = _exits_in_time([worker])
@@ -141,13 +136,15 @@ def test_a_job_waiting_for_a_call_is_handed_back_at_once_when_the_worker_stops(
     service.configure(YFDOCS_MAX_CONCURRENCY="1")
     service.sandbox.patch_config({"faults": {"latency_s": 4.0}})
     worker = service.start_worker(beat=False, concurrency=2)
-    _wait_ready(service, [worker])
+    service.start_dispatcher()
+    service.wait_until_ready([worker])
     first = service.enqueue(title="first")
     second = service.enqueue(title="second")
     service.wait_until(
         lambda: {service.job(first).state, service.job(second).state} == {"uploading"},
         what="both jobs to be claimed, one waiting for the slot",
     )
+    _wait_for_an_upload_in_flight(service)
 
     os.killpg(worker.process.pid, signal.SIGTERM)
     hung = _exits_in_time([worker])
@@ -164,3 +161,33 @@ def test_a_job_waiting_for_a_call_is_handed_back_at_once_when_the_worker_stops(
     assert any("the worker is stopping" in reason for reason in reasons), reasons
     assert handed_back.not_before is not None
     assert handed_back.not_before - handed_back.updated_at < timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_stopping_worker_starts_no_new_step(service: ServiceUnderTest) -> None:
+    """Work the dispatcher publishes while a worker finishes its last call (its warm
+    shutdown) is left for another worker: not started, and so not left held for its lease
+    when the pool closes."""
+    service.sandbox.patch_config({"faults": {"latency_s": 3.0}})
+    worker = service.start_worker(beat=False)
+    service.start_dispatcher()
+    service.wait_until_ready([worker])
+    first = service.enqueue(title="first")
+    _wait_for_an_upload_in_flight(service)
+
+    os.killpg(worker.process.pid, signal.SIGTERM)
+    later = service.enqueue(title="published during the warm shutdown")
+    service.wait_until(
+        lambda: service.job(later).published_at is not None or worker.process.poll() is not None,
+        what="the dispatcher to publish the later job",
+    )
+    hung = _exits_in_time([worker])
+    service.sandbox.patch_config({"faults": {"latency_s": 0.0}})
+
+    assert not hung, hung
+    assert service.job(first).job_state is JobState.POLLING
+    job = service.job(later)
+    assert job.lease_owner is None, (
+        f"the stopping worker started {later} and left it held: {service.events(later)[-1].reason}"
+    )
+    assert job.attempts == 0

@@ -32,7 +32,7 @@ LONG_RUNNING = {
     "sandbox",
 }
 # Services in the file that `up` leaves out until their profile is asked for.
-OPT_IN = {"redis": "redis", "sandbox": "sandbox", "dispatcher": "dispatcher", "intake": "intake"}
+OPT_IN = {"redis": "redis", "sandbox": "sandbox", "intake": "intake"}
 ENV_NAMES = [
     "YFDOCS_DATABASE_URL",
     "YFDOCS_BROKER_URL",

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api_client import AccessToken
-from models import TokenCacheEntry, UploadJob, utcnow
+from models import JobEvent, TokenCacheEntry, UploadJob, utcnow
 from scheduling.token_cache import DatabaseTokenCache
 from tests.pdf_samples import make_pdf
 from tests.plugins.cli_fixtures import Cli
@@ -31,20 +31,18 @@ from config import Settings
 from intake.storage import FilesystemDocumentStore
 
 url, data_dir, pdf, start_at = sys.argv[1:5]
+key = sys.argv[5] if len(sys.argv) > 5 else None
 settings = Settings(data_dir=data_dir, database_url=url, tenant_id="4028868", _env_file=None)
 engine = make_engine(url)
 
-class Published:
-    def publish_upload(self, job_id):
-        pass
-
-request = EnqueueRequest(document=Path(pdf), person_code="P1", document_type="diploma")
+request = EnqueueRequest(
+    document=Path(pdf), person_code="P1", document_type="diploma", idempotency_key=key
+)
 time.sleep(max(0.0, float(start_at) - time.time()))
 result = enqueue_document(
     request,
     engine=engine,
     store=FilesystemDocumentStore(settings.storage_dir),
-    publisher=Published(),
     settings=settings,
 )
 print(result.job.id, result.created)
@@ -81,21 +79,38 @@ def finish(processes: list[subprocess.Popen[str]]) -> list[str]:
     return outputs
 
 
+@pytest.mark.parametrize(
+    "keys",
+    [[[]] * 4, [[], ["evt-1"], [], ["evt-2"], ["evt-1"], []]],
+    ids=["no-keys", "with-and-without-keys"],
+)
 def test_producer_processes_racing_make_one_job(
-    cli: Cli, tmp_path: Path, python_script: Callable[..., subprocess.Popen[str]]
+    cli: Cli,
+    tmp_path: Path,
+    python_script: Callable[..., subprocess.Popen[str]],
+    keys: list[list[str]],
 ) -> None:
+    """Processes enqueuing one document at once: plain repeats, or the same document from
+    an LMS event (keyed) and a backfill (unkeyed)."""
     pdf = tmp_path / "race.pdf"
     make_pdf(pdf, text="race between processes")
     start_at = str(time.time() + START_DELAY)
     processes = [
-        python_script(ENQUEUE_SCRIPT, cli.database_url, str(cli.data_dir), str(pdf), start_at)
-        for _ in range(4)
+        python_script(ENQUEUE_SCRIPT, cli.database_url, str(cli.data_dir), str(pdf), start_at, *key)
+        for key in keys
     ]
     results = [line.split() for line in finish(processes)]
     assert len({job_id for job_id, _ in results}) == 1
     assert [created for _, created in results].count("True") == 1
     with Session(cli.engine) as session:
         assert session.exec(select(func.count()).select_from(UploadJob)).one() == 1
+        reasons = session.exec(select(JobEvent.reason).order_by(col(JobEvent.id))).all()
+    assert reasons[0] == "enqueued by library"
+    assert set(reasons[1:]) <= {
+        "enqueued again by library with key evt-1: same document",
+        "enqueued again by library with key evt-2: same document",
+        "enqueued again by library without a key: same document",
+    }
 
 
 def test_two_cli_enqueues_at_once_make_one_job(cli: Cli, tmp_path: Path) -> None:
@@ -163,24 +178,19 @@ def test_token_cache_threads_fetch_once(db_engine: Engine) -> None:
 def test_lost_insert_race_returns_the_winner(
     db_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The unique key, not the look-up, decides: force the look-up to miss once."""
+    """A key look-up that misses (the winner not yet seen) still ends in the winner's job:
+    the insert finds it under the content's lock. Force the look-up to miss once."""
     import intake.producer as producer_module
     from config import Settings
     from intake.producer import EnqueueRequest, enqueue_document
     from intake.storage import FilesystemDocumentStore
-
-    class Published:
-        def publish_upload(self, job_id: str) -> None:
-            pass
 
     settings = Settings(data_dir=tmp_path, tenant_id="4028868", _env_file=None)  # type: ignore[call-arg]
     store = FilesystemDocumentStore(tmp_path / "documents")
     request = EnqueueRequest(
         document=make_pdf(text="lost"), person_code="P", document_type="diploma"
     )
-    winner = enqueue_document(
-        request, engine=db_engine, store=store, publisher=Published(), settings=settings
-    )
+    winner = enqueue_document(request, engine=db_engine, store=store, settings=settings)
     real = producer_module._existing
     misses = iter([True])
     monkeypatch.setattr(
@@ -188,8 +198,6 @@ def test_lost_insert_race_returns_the_winner(
         "_existing",
         lambda engine, document: None if next(misses, False) else real(engine, document),
     )
-    loser = enqueue_document(
-        request, engine=db_engine, store=store, publisher=Published(), settings=settings
-    )
+    loser = enqueue_document(request, engine=db_engine, store=store, settings=settings)
     assert not loser.created
     assert loser.job.id == winner.job.id

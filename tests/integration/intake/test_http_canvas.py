@@ -1,6 +1,7 @@
 """Canvas Live Events through the real server: an RS256-signed course_completed checked
 against a JWKS served on loopback, a bad signature, a foreign root account, unsigned events
-with and without the key, the certificate fetched by URL template, the business key."""
+with and without the key, the certificate fetched by URL template, the business key and
+same-content dedupe when Canvas repeats an event."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from tests.pdf_samples import make_pdf
 from tests.plugins.https_fixtures import CertificateServer, Reply
 from tests.plugins.intake_fixtures import IntakeUnderTest, StartIntake
 
@@ -170,7 +172,7 @@ def test_an_unsigned_event_needs_this_urls_own_key(canvas: IntakeUnderTest) -> N
     assert right.status_code == 202, right.text
 
 
-def test_the_same_completion_is_one_job_and_a_new_completion_time_another(
+def test_a_redelivery_or_a_new_time_for_the_same_certificate_is_one_job_a_new_one_another(
     canvas: IntakeUnderTest, signing_key: rsa.RSAPrivateKey, certificate_server: CertificateServer
 ) -> None:
     first = post(canvas, signed(completed(), signing_key)).json()
@@ -178,8 +180,18 @@ def test_the_same_completion_is_one_job_and_a_new_completion_time_another(
     assert (redelivered["id"], redelivered["created"]) == (first["id"], False)
     fetched = len(certificate_server.requests)
     assert fetched == 1  # the redelivery did not download the certificate again
+    # Canvas repeats the event when the completion time is updated: another business key,
+    # so the certificate is fetched again; the very same PDF is the same document, though
+    # (identical content is one job, whatever the key), and the repeat is in its history.
     moved = post(canvas, signed(completed("2026-12-01T09:00:00Z"), signing_key)).json()
-    assert moved["id"] != first["id"]
+    assert len(certificate_server.requests) == fetched + 1
+    assert (moved["id"], moved["created"]) == (first["id"], False)
+    assert "enqueued again by canvas" in canvas.events(first["id"])[-1].reason
+    # A certificate issued anew for the new time is a new document: another job.
+    certificate_server.routes[f"/canvas/{COURSE}/{USER}.pdf"] = Reply(body=make_pdf(text="v2"))
+    reissued = post(canvas, signed(completed("2026-12-02T09:00:00Z"), signing_key)).json()
+    assert reissued["created"] is True
+    assert reissued["id"] != first["id"]
     assert canvas.job_count() == 2
 
 

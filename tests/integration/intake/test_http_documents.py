@@ -21,7 +21,6 @@ from tests.plugins.intake_fixtures import (
     OTHER_TENANT,
     TENANT,
     IntakeUnderTest,
-    StartIntake,
     UvicornThread,
 )
 
@@ -54,7 +53,9 @@ def test_a_document_is_accepted_fast_with_its_job_and_links(intake: IntakeUnderT
     assert answer.headers["Location"] == f"/v1/jobs/{job['id']}"
     assert (job["tenant_id"], job["person_code"], job["source"]) == (TENANT, "191166", "intake")
     assert (job["file_name"], job["valid_from"]) == ("BHV basis.pdf", "2026-11-30")
-    assert intake.publisher.published == [job["id"]]
+    # Committed, not published: the dispatcher sends it.
+    assert intake.job(job["id"]).published_at is None
+    assert intake.dispatch() == [job["id"]]
     with intake.services.store.open(intake.job(job["id"]).storage_key) as stored:
         assert stored.read() == pdf
 
@@ -100,7 +101,7 @@ def test_refusals_name_the_field_and_store_nothing(intake: IntakeUnderTest) -> N
     assert missing.json()["field"] == "file"
     assert intake.job_count() == 0
     assert intake.stored_files() == []
-    assert intake.publisher.calls == 0
+    assert intake.dispatch() == []
 
 
 def test_keys_authenticate_own_tenants_and_stop_working_when_revoked(
@@ -182,7 +183,7 @@ def test_a_learner_named_by_email_is_matched_or_waits_unmatched(intake: IntakeUn
     job = waiting.json()
     assert (job["state"], job["learner_employee_number"]) == ("unmatched", "555001")
     assert "no person with employee number 555001" in job["error"]
-    assert intake.publisher.published == [matched["id"]]
+    assert intake.dispatch() == [matched["id"]]  # nothing to send for the unmatched one
 
 
 def test_bodies_over_the_cap_are_refused_before_they_are_read(intake: IntakeUnderTest) -> None:
@@ -212,16 +213,19 @@ def test_bodies_over_the_cap_are_refused_before_they_are_read(intake: IntakeUnde
     assert intake.stored_files() == []
 
 
-def test_a_dead_broker_still_answers_202_and_the_job_waits_for_the_sweeper(
-    start_intake: StartIntake,
+def test_the_intake_needs_no_broker_the_job_waits_for_the_dispatcher(
+    intake: IntakeUnderTest,
 ) -> None:
-    intake = start_intake(publisher=FakePublisher(down=True))
-    intake.add_key()
+    # The intake has no publisher at all; a dead broker changes nothing for it.
     answer = send(intake, make_pdf(text="outbox"))
     assert answer.status_code == 202
     job = answer.json()
     assert (job["state"], job["published_at"]) == ("queued", None)
-    assert intake.publisher.refused == 1
+    down = FakePublisher(down=True)
+    assert intake.dispatch(publisher=down) == []
+    assert down.refused == 1
+    assert intake.job(job["id"]).published_at is None  # still waiting, for the next pass
+    assert intake.dispatch() == [job["id"]]
 
 
 def test_health_readiness_and_the_openapi(intake: IntakeUnderTest) -> None:
@@ -250,7 +254,6 @@ def test_a_database_that_is_down_answers_503_on_every_endpoint(
         settings=intake.services.settings,
         engine=dead,
         store=intake.services.store,
-        publisher=FakePublisher(),
         fetcher=intake.services.fetcher,
     )
     server = UvicornThread(create_app(services, readiness={"broker": lambda: None}))

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from intake.callers import new_static_secret
+from tests.pdf_samples import make_pdf
 from tests.plugins.https_fixtures import CertificateServer, Reply
 from tests.plugins.intake_fixtures import TENANT, IntakeUnderTest, StartIntake
 
@@ -61,10 +62,14 @@ def test_a_completion_with_the_secret_header_becomes_a_job_answered_200(
         job["id"],
         False,
     )
-    as_json = moodle.post(
-        "/v1/moodle/moodle", json=fields(certificate_server, courseid="43"), headers=secret(moodle)
+    # The same fields as JSON, for another course and its own certificate: another job.
+    certificate_server.routes["/cert-43.pdf"] = Reply(body=make_pdf(text="course 43"))
+    other_course = fields(
+        certificate_server, courseid="43", certificate_url=certificate_server.url("/cert-43.pdf")
     )
-    assert as_json.status_code == 200
+    as_json = moodle.post("/v1/moodle/moodle", json=other_course, headers=secret(moodle))
+    assert as_json.status_code == 200, as_json.text
+    assert as_json.json()["created"] is True
     assert moodle.job_count() == 2
 
 

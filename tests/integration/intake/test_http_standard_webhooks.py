@@ -155,7 +155,7 @@ def test_a_resend_is_the_same_job_and_a_replay_is_not_processed_again(
         assert answer.json() == {"duplicate": True, "id": first.json()["id"], "state": "queued"}
     assert hooks.job_count() == 1
     assert len(certificate_server.requests) == fetched  # not downloaded again
-    assert hooks.publisher.published == [first.json()["id"]]
+    assert hooks.dispatch() == [first.json()["id"]]  # one job for the dispatcher to send
 
 
 @pytest.mark.parametrize("offset", [-310, 310, -3600])

@@ -16,15 +16,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from config import Settings
-from intake.person_sync import sync_persons
+from intake.person_sync import TenantSyncFailure, request_window, sync_persons, sync_tenants
 from intake.producer import EnqueueRequest, enqueue_document
 from intake.storage import FilesystemDocumentStore
-from models import JobEvent, JobState, UploadJob
+from models import JobEvent, JobState, UploadJob, utcnow
 from models import persons as person_table
 from sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SandboxServer
-from tests.fake_publisher import FakePublisher
 from tests.pdf_samples import make_pdf
 from tests.plugins.cli_fixtures import Cli
+from tests.plugins.dispatch_fixtures import grants, spend_tokens
+from tests.plugins.intake_fixtures import dispatch_pass
 from tests.plugins.sandbox_fixtures import SandboxFactory
 from worker.runtime import build_client
 
@@ -79,6 +80,8 @@ def parts(
 ) -> Iterator[tuple[Settings, Engine, Any]]:
     settings = settings_for(big_sandbox, tmp_path, database_url)
     client = build_client(settings, db_engine)
+    # The worker's client fetches a token only in a delivery window, as for any call.
+    assert request_window(db_engine, settings, TENANT)
     yield settings, db_engine, client
     client.close()
 
@@ -87,7 +90,7 @@ def test_a_full_sync_then_a_delta_over_pages_with_deletions(
     big_sandbox: SandboxServer, parts: tuple[Settings, Engine, Any]
 ) -> None:
     _settings, engine, client = parts
-    first = sync_persons(engine, client, FakePublisher(), TENANT)
+    first = sync_persons(engine, client, TENANT)
     reads = person_reads(big_sandbox)
     assert [parse_qs(entry["query"]) for entry in reads] == [
         {"take": ["1000"]},
@@ -110,7 +113,7 @@ def test_a_full_sync_then_a_delta_over_pages_with_deletions(
         [gone],
     )
     before = len(person_reads(big_sandbox))
-    second = sync_persons(engine, client, FakePublisher(), TENANT)
+    second = sync_persons(engine, client, TENANT)
     delta = person_reads(big_sandbox)[before:]
     assert len(delta) == 1
     query = parse_qs(delta[0]["query"])
@@ -137,7 +140,6 @@ def test_an_unmatched_job_is_queued_after_the_sync_that_knows_its_learner(
     big_sandbox: SandboxServer, parts: tuple[Settings, Engine, Any]
 ) -> None:
     settings, engine, client = parts
-    publisher = FakePublisher()
     store = FilesystemDocumentStore(settings.storage_dir)
 
     def enqueue(email: str, key: str) -> UploadJob:
@@ -149,14 +151,12 @@ def test_an_unmatched_job_is_queued_after_the_sync_that_knows_its_learner(
             idempotency_key=key,
             source="intake",
         )
-        return enqueue_document(
-            request, engine=engine, store=store, publisher=publisher, settings=settings
-        ).job
+        return enqueue_document(request, engine=engine, store=store, settings=settings).job
 
     waiting = enqueue("new.starter@example.nl", "evt-1")
     shared = enqueue("shared@example.nl", "evt-2")
     assert (waiting.state, shared.state) == ("unmatched", "unmatched")
-    assert publisher.published == []
+    assert dispatch_pass(engine, settings) == []  # nothing to send while unmatched
 
     seed(
         big_sandbox,
@@ -168,7 +168,7 @@ def test_an_unmatched_job_is_queued_after_the_sync_that_knows_its_learner(
         ],
         [],
     )
-    report = sync_persons(engine, client, publisher, TENANT)
+    report = sync_persons(engine, client, TENANT)
     assert (report.rematch.matched, report.rematch.still_unmatched) == (1, 1)
     with Session(engine) as session:
         matched = session.get(UploadJob, waiting.id)
@@ -179,8 +179,9 @@ def test_an_unmatched_job_is_queued_after_the_sync_that_knows_its_learner(
             select(JobEvent).where(col(JobEvent.job_id) == waiting.id).order_by(col(JobEvent.id))
         ).all()
     assert (matched.state, matched.person_code, matched.last_error) == ("queued", "555001", None)
-    assert matched.published_at is not None
-    assert publisher.published == [waiting.id]
+    # Queued for the dispatcher, not published by the sync: the next pass sends it.
+    assert matched.published_at is None
+    assert dispatch_pass(engine, settings) == [waiting.id]
     assert [(e.from_state, e.to_state) for e in events] == [
         (None, "unmatched"),
         ("unmatched", "queued"),
@@ -224,3 +225,22 @@ def test_a_tenant_the_app_may_not_read_is_reported_and_the_command_exits_1(
     )
     assert result.returncode == 1
     assert "tenant 999: not synced" in result.stdout
+
+
+def test_a_sync_asks_the_pacer_for_a_window_and_waits_when_it_allows_none(
+    big_sandbox: SandboxServer, tmp_path: Path, database_url: str, db_engine: Engine
+) -> None:
+    settings = settings_for(big_sandbox, tmp_path, database_url)
+    with build_client(settings, db_engine) as client:
+        (synced,) = sync_tenants(db_engine, client, [TENANT], settings=settings)
+        assert not isinstance(synced, TenantSyncFailure), synced
+        assert synced.persons > 2000
+        assert grants(db_engine)[TENANT].reason == "persons sync"
+    # With the month's token budget spent, the pacer opens no window: the sync makes no
+    # token request and says why, and the tenant stays unsynced for the next try.
+    spend_tokens(db_engine, settings.token_monthly_budget, at=utcnow(), tenant="4028869")
+    with build_client(settings, db_engine) as client:
+        (refused,) = sync_tenants(db_engine, client, ["4028869"], settings=settings)
+    assert isinstance(refused, TenantSyncFailure)
+    assert "delivery window" in refused.error
+    assert person_table.sync_state(db_engine, "4028869") is None

@@ -1,6 +1,7 @@
 """Learner mapping end to end on a real worker with its beat: an unmatched job waits, the
-beat's persons sync (through the worker's client and the fleet governor) learns the
-person, and the job is queued, uploaded and complete."""
+beat's persons sync (through the worker's client, the fleet governor and a delivery window
+the pacer grants it) learns the person, the job is queued, and the dispatcher that runs
+with the beat sends it: uploaded and complete."""
 
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ def test_the_beat_syncs_persons_and_an_unmatched_job_is_delivered(
         request,
         engine=service.engine,
         store=service.store,
-        publisher=service.publisher,
         settings=service.settings,
     ).job.id
     assert service.job(job_id).job_state is JobState.UNMATCHED

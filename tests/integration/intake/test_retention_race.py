@@ -15,7 +15,6 @@ from intake.producer import EnqueueRequest, enqueue_document
 from intake.storage import FilesystemDocumentStore
 from models import JobState, UploadJob, change_state, utcnow
 from models import jobs as job_table
-from tests.fake_publisher import FakePublisher
 from tests.pdf_samples import make_pdf
 
 TENANT = "4028868"
@@ -30,7 +29,6 @@ def _finished_long_ago(
         ),
         engine=engine,
         store=store,
-        publisher=FakePublisher(),
         settings=settings,
     ).job
     with job_table.locked_job(engine, job.id) as (session, row):
@@ -68,7 +66,6 @@ def test_a_producer_storing_the_same_bytes_during_retention_keeps_its_pdf(
             ),
             engine=db_engine,
             store=store,
-            publisher=FakePublisher(),
             settings=settings,
         )
         new_job.append(result.job)

@@ -8,12 +8,9 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from config import Settings
-from intake.producer import publish_job
 from models import UploadJob
 from tests.pdf_samples import make_encrypted_pdf, make_pdf
-from tests.plugins.cli_fixtures import DEAD_BROKER, TENANT, Cli
-from worker.celery_app import CeleryPublisher, create_celery_app
+from tests.plugins.cli_fixtures import TENANT, Cli
 
 
 def job_count(cli: Cli) -> int:
@@ -33,10 +30,10 @@ def test_enqueue_prints_the_id_and_is_idempotent(cli: Cli, tmp_path: Path) -> No
     assert again["created"] is False
     assert again["state"] == "queued"
     assert again["description"] == "Diploma: First aid"
-    assert again["published_at"] is not None  # the filesystem broker took the message
+    assert again["published_at"] is None  # the dispatcher publishes it
     assert job_count(cli) == 1
     assert len(cli.stored_pdfs()) == 1
-    assert list((cli.data_dir / "broker" / "queue").iterdir())
+    assert cli.queued_messages() == set(), "the producer sends nothing to the broker"
 
 
 def test_enqueue_json_with_all_options(cli: Cli, tmp_path: Path) -> None:
@@ -143,6 +140,18 @@ def test_key_conflict_exits_2(cli: Cli, tmp_path: Path) -> None:
     assert job_count(cli) == 1
 
 
+def test_same_document_without_then_with_a_key_is_one_job(cli: Cli, tmp_path: Path) -> None:
+    pdf = tmp_path / "once.pdf"
+    make_pdf(pdf, text="sent twice")
+    first = cli.json("enqueue", str(pdf), "--person", "P1", "--type", "diploma")
+    keyed = cli.json("enqueue", str(pdf), "--person", "P1", "--type", "diploma", "--key", "k7")
+    assert keyed["id"] == first["id"]
+    assert keyed["created"] is False
+    assert job_count(cli) == 1
+    reasons = [event["reason"] for event in cli.json("status", first["id"])["events"]]
+    assert reasons == ["enqueued by cli", "enqueued again by cli with key k7: same document"]
+
+
 def test_status_table_json_detail_and_filters(cli: Cli, tmp_path: Path) -> None:
     ids = []
     for n in range(3):
@@ -194,37 +203,3 @@ def test_status_refuses_unknown_ids_and_states(cli: Cli) -> None:
     bad_state = cli.run("status", "--state", "done")
     assert bad_state.returncode == 2
     assert "done" in bad_state.stderr
-
-
-def test_broker_down_then_republish(cli: Cli, tmp_path: Path) -> None:
-    pdf = tmp_path / "outbox.pdf"
-    make_pdf(pdf, text="outbox")
-    result = cli.run(
-        "enqueue",
-        str(pdf),
-        "--person",
-        "P1",
-        "--type",
-        "diploma",
-        "--json",
-        YFDOCS_BROKER_URL=DEAD_BROKER,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "stays queued" in result.stderr
-    job_id = cli.json("status")[0]["id"]
-    with Session(cli.engine) as session:
-        job = session.get(UploadJob, job_id)
-        assert job is not None
-        assert job.state == "queued"
-        assert job.published_at is None
-
-    settings = Settings(data_dir=cli.data_dir, database_url=cli.database_url, _env_file=None)  # type: ignore[call-arg]
-    publisher = CeleryPublisher(create_celery_app(settings))
-    assert publish_job(job, engine=cli.engine, publisher=publisher)
-    with Session(cli.engine) as session:
-        job = session.get(UploadJob, job_id)
-        assert job is not None
-        assert job.published_at is not None
-    messages = list((cli.data_dir / "broker" / "queue").iterdir())
-    assert len(messages) == 1
-    assert job_id in messages[0].read_text()

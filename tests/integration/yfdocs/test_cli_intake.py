@@ -1,6 +1,7 @@
 """`yfdocs intake` and `yfdocs intake keys` as an operator runs them, on SQLite and
-PostgreSQL: the key printed once and stored as a digest, list and revoke, the server with
-the real publisher, readiness with the broker up and down, and no secret in any log."""
+PostgreSQL: the key printed once and stored as a digest, list and revoke, the server's
+jobs sent by the real dispatcher (the intake publishes nothing), readiness with the broker
+up and down, and no secret in any log."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def test_keys_are_shown_once_stored_as_digests_listed_and_revoked(cli: Cli) -> N
     assert json.loads(cli.run("intake", "keys", "list", "--json").stdout) == []
 
 
-def test_the_intake_enqueues_with_the_real_publisher_and_honours_revocation(
+def test_the_intake_commits_jobs_the_dispatcher_sends_and_honours_revocation(
     cli: Cli, intake_process: Callable[..., IntakeProcess]
 ) -> None:
     key, _ = add_key(cli, "--name", "lms", "--tenant", TENANT)
@@ -77,11 +78,14 @@ def test_the_intake_enqueues_with_the_real_publisher_and_honours_revocation(
         "database": "ok",
         "broker": "ok",
     }
-    answer = post_document(intake.url, key, "real publisher")
+    answer = post_document(intake.url, key, "for the dispatcher")
     assert answer.status_code == 202, answer.text
     job = answer.json()
-    assert job["published_at"] is not None
-    assert list((cli.data_dir / "broker" / "queue").iterdir())  # the message is in the broker
+    assert job["published_at"] is None
+    assert cli.queued_messages() == set()  # the intake sent nothing to the broker
+    dispatched = cli.run("dispatcher", "--once")
+    assert dispatched.returncode == 0, dispatched.stderr
+    assert cli.queued_messages() == {job["id"]}
     status = cli.json("status", job["id"])
     assert [event["to_state"] for event in status["events"]] == ["queued"]
 

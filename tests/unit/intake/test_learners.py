@@ -10,6 +10,7 @@ from intake.learners import match_learner
 from intake.producer import EnqueueRequest, IdempotencyConflict
 from intake.validation import EnqueueRejected
 from models import JobEvent, JobState, utcnow
+from models import jobs as job_table
 from models.persons import PersonEntry, apply_person_changes
 from tests.pdf_samples import make_pdf
 from tests.plugins.producer_fixtures import TENANT, Producer
@@ -23,6 +24,13 @@ def seed(producer: Producer, *entries: PersonEntry, deletions: tuple[str, ...] =
 
 def person(code: str, *emails: str, kind: str = "Business") -> PersonEntry:
     return PersonEntry(code, code, tuple((email, kind) for email in emails), None)
+
+
+def due_job_ids(producer: Producer) -> list[str]:
+    """The jobs a dispatcher pass could send now."""
+    now = utcnow()
+    due = job_table.due_work(producer.engine, now=now, stale_before=now, per_tenant=100)
+    return [job.job_id for job in due]
 
 
 def learner_request(pdf: bytes, **learner: str) -> EnqueueRequest:
@@ -44,7 +52,7 @@ def test_an_email_matches_a_business_or_private_address_case_blind(producer: Pro
     assert result.job.state == JobState.QUEUED.value
     assert result.job.person_code == "191167"
     assert result.job.learner_email == "sanne@example.net"
-    assert producer.publisher.published == [result.job.id]
+    assert due_job_ids(producer) == [result.job.id]  # for the dispatcher, like any job
 
 
 def test_an_employee_number_is_a_known_personcode(producer: Producer) -> None:
@@ -65,7 +73,7 @@ def test_an_unknown_learner_is_stored_unmatched_with_its_pdf_and_reason(
     assert "no person with e-mail nobody@example.nl" in job.last_error
     assert "were not synced yet" in job.last_error
     assert producer.store.path(job.storage_key).read_bytes() == pdf
-    assert producer.publisher.published == []  # nothing for a worker until it is matched
+    assert due_job_ids(producer) == []  # nothing for the dispatcher until it is matched
     with Session(producer.engine) as session:
         events = session.exec(select(JobEvent).where(col(JobEvent.job_id) == job.id)).all()
     assert [(e.from_state, e.to_state) for e in events] == [(None, "unmatched")]
@@ -140,3 +148,36 @@ def test_an_unmatched_event_sent_again_is_the_same_job_and_a_changed_learner_con
         producer.enqueue(
             learner_request(pdf, learner_email="other@example.nl", idempotency_key="evt-1")
         )
+
+
+def test_unknown_learners_are_one_job_each_and_the_same_one_is_one_job_under_two_keys(
+    producer: Producer,
+) -> None:
+    # The same PDF (a certificate without a name on it) for two learners nobody knows yet:
+    # their content differs by the learner, though neither has a personCode.
+    pdf = make_pdf(text="generic certificate")
+    first = producer.enqueue(learner_request(pdf, learner_email="a@example.nl")).job
+    other = producer.enqueue(learner_request(pdf, learner_email="b@example.nl")).job
+    assert first.id != other.id
+    assert (first.state, other.state) == ("unmatched", "unmatched")
+    # The first learner's event again under a key of its own: the same job, noted.
+    again = producer.enqueue(
+        EnqueueRequest(
+            document=pdf,
+            person_code=None,
+            learner_email="a@example.nl",
+            document_type="certificate",
+            idempotency_key="lms/evt-9",
+            source="intake",
+        )
+    )
+    assert (again.job.id, again.created) == (first.id, False)
+    assert producer.job_count() == 2
+    with Session(producer.engine) as session:
+        notes = session.exec(select(JobEvent).where(col(JobEvent.job_id) == first.id)).all()
+    assert "enqueued again by intake with key lms/evt-9" in notes[-1].reason
+    # Once the learner is known, the same PDF is that person's content like any other.
+    seed(producer, person("191166", "a@example.nl"))
+    matched = producer.enqueue(learner_request(pdf, learner_employee_number="191166")).job
+    assert (matched.state, matched.person_code) == ("queued", "191166")
+    assert matched.id not in {first.id, other.id}

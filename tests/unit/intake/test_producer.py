@@ -1,7 +1,9 @@
-"""enqueue_document: nothing stored on refusal, idempotent, and publishing after commit."""
+"""enqueue_document: nothing stored on refusal, idempotent, and the committed row is all:
+the producer never needs the broker (the dispatcher publishes)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import date
 from pathlib import Path
@@ -9,22 +11,23 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from intake.producer import (
-    EnqueueRequest,
-    IdempotencyConflict,
-    derived_idempotency_key,
-    enqueue_document,
-    publish_job,
-)
+from intake.producer import EnqueueRequest, IdempotencyConflict, derived_idempotency_key
 from intake.validation import EnqueueRejected
-from models import JobEvent, JobState, Priority, UploadJob
+from models import JobEvent, JobState, Priority, UploadJob, utcnow
 from tests.fake_publisher import FakePublisher
-from tests.pdf_samples import make_encrypted_pdf, make_pdf
+from tests.pdf_samples import (
+    make_active_pdf,
+    make_encrypted_pdf,
+    make_owner_locked_pdf,
+    make_pdf,
+)
+from tests.plugins.cli_fixtures import DEAD_BROKER
 from tests.plugins.producer_fixtures import TENANT, Producer
-from tests.unit.intake.test_validation import png_bytes
+from tests.unit.intake.test_validation import HOSTILE_PATHS, png_bytes
+from worker.dispatcher import dispatch_once
 
 
-def request(document: bytes | Path, **overrides: object) -> EnqueueRequest:
+def request(document: bytes | str | Path, **overrides: object) -> EnqueueRequest:
     values: dict[str, object] = {
         "document": document,
         "person_code": "P123",
@@ -34,7 +37,9 @@ def request(document: bytes | Path, **overrides: object) -> EnqueueRequest:
     return EnqueueRequest(**values)  # type: ignore[arg-type]
 
 
-def test_enqueue_stores_inserts_and_publishes(producer: Producer, tmp_path: Path) -> None:
+def test_enqueue_stores_and_inserts_and_publishes_nothing(
+    producer: Producer, tmp_path: Path
+) -> None:
     source = tmp_path / "First aid (2024).pdf"
     data = make_pdf(source, text="first aid")
     result = producer.enqueue(
@@ -42,7 +47,6 @@ def test_enqueue_stores_inserts_and_publishes(producer: Producer, tmp_path: Path
     )
     job = result.job
     assert result.created
-    assert result.published
     assert job.state == JobState.QUEUED.value
     assert job.tenant_id == TENANT
     assert job.file_name == "First aid (2024).pdf"
@@ -50,12 +54,11 @@ def test_enqueue_stores_inserts_and_publishes(producer: Producer, tmp_path: Path
     assert job.size_bytes == len(data)
     assert job.priority == Priority.LIVE
     assert job.source == "cli"
-    assert producer.publisher.published == [job.id]
     assert producer.store.path(job.storage_key).read_bytes() == data
     with Session(producer.engine) as session:
         stored = session.get(UploadJob, job.id)
         assert stored is not None
-        assert stored.published_at is not None
+        assert stored.published_at is None, "the dispatcher publishes it"
         events = session.exec(select(JobEvent).where(col(JobEvent.job_id) == job.id)).all()
     assert [(e.from_state, e.to_state) for e in events] == [(None, "queued")]
 
@@ -104,7 +107,6 @@ def test_refused_input_stores_nothing(
     assert producer.stored_files() == []
     assert producer.job_count() == 0
     assert producer.event_count() == 0
-    assert producer.publisher.calls == 0
 
 
 def test_one_byte_over_the_limit_stores_nothing(producer: Producer, tmp_path: Path) -> None:
@@ -137,7 +139,6 @@ def test_same_document_twice_is_one_job(producer: Producer) -> None:
     assert not second.created
     assert second.job.id == first.job.id
     assert producer.job_count() == 1
-    assert producer.publisher.published == [first.job.id]
     assert len(producer.stored_files()) == 1
 
 
@@ -153,15 +154,47 @@ def test_derived_key_separates_person_type_and_tenant(producer: Producer) -> Non
     assert len(producer.stored_files()) == 1  # one copy of the bytes for all four
 
 
+def history(producer: Producer, job_id: str) -> list[str]:
+    with Session(producer.engine) as session:
+        events = session.exec(
+            select(JobEvent).where(col(JobEvent.job_id) == job_id).order_by(col(JobEvent.id))
+        ).all()
+    return [event.reason for event in events]
+
+
 def test_caller_key_makes_it_the_same_job(producer: Producer) -> None:
     data = make_pdf(text="keyed")
     first = producer.enqueue(request(data, idempotency_key="lms-event-7"))
     again = producer.enqueue(request(data, idempotency_key="lms-event-7"))
     assert again.job.id == first.job.id
     assert not again.created
-    other = producer.enqueue(request(data, idempotency_key="lms-event-8"))
-    assert other.created
     assert first.job.idempotency_key == f"caller:{TENANT}:lms-event-7"
+    assert history(producer, first.job.id) == ["enqueued by library"]  # a plain repeat
+
+
+@pytest.mark.parametrize(
+    ("first_key", "second_key", "words"),
+    [
+        (None, "lms-42", "with key lms-42"),
+        ("lms-42", None, "without a key"),
+        ("lms-41", "lms-42", "with key lms-42"),
+    ],
+    ids=["without-then-with", "with-then-without", "two-keys"],
+)
+def test_same_content_is_one_job_whatever_the_key(
+    producer: Producer, first_key: str | None, second_key: str | None, words: str
+) -> None:
+    data = make_pdf(text="one certificate")
+    first = producer.enqueue(request(data, idempotency_key=first_key, source="cli"))
+    second = producer.enqueue(request(data, idempotency_key=second_key, source="backfill"))
+    assert first.created
+    assert not second.created
+    assert second.job.id == first.job.id
+    assert producer.job_count() == 1
+    assert history(producer, first.job.id) == [
+        "enqueued by cli",
+        f"enqueued again by backfill {words}: same document",
+    ]
 
 
 def test_same_key_other_content_is_a_conflict(producer: Producer) -> None:
@@ -176,21 +209,30 @@ def test_same_key_other_content_is_a_conflict(producer: Producer) -> None:
     assert len(producer.stored_files()) == 1
 
 
-def test_threads_racing_on_one_document_make_one_job(producer: Producer) -> None:
+@pytest.mark.parametrize(
+    "keys",
+    [[None] * 6, [None, "evt-1", None, "evt-2", "evt-1", None]],
+    ids=["no-keys", "with-and-without-keys"],
+)
+def test_threads_racing_on_one_document_make_one_job(
+    producer: Producer, keys: list[str | None]
+) -> None:
+    """Producers of one document at once: plain repeats, or an LMS event (keyed) beside a
+    backfill (unkeyed)."""
     data = make_pdf(text="race")
-    barrier = threading.Barrier(6)
+    barrier = threading.Barrier(len(keys))
     results: list[tuple[str, bool]] = []
     errors: list[BaseException] = []
 
-    def worker() -> None:
+    def worker(key: str | None) -> None:
         try:
             barrier.wait()
-            result = producer.enqueue(request(data))
+            result = producer.enqueue(request(data, idempotency_key=key))
             results.append((result.job.id, result.created))
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(6)]
+    threads = [threading.Thread(target=worker, args=(key,)) for key in keys]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -201,10 +243,9 @@ def test_threads_racing_on_one_document_make_one_job(producer: Producer) -> None
     assert producer.job_count() == 1
 
 
-def test_lost_race_reads_the_winner(producer: Producer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The look-up misses, the insert hits the unique key: the winner is returned."""
-    data = make_pdf(text="late")
-    winner = producer.enqueue(request(data))
+def _first_lookup_misses(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """The key look-up before the insert misses once, as if another producer's insert
+    had not yet committed."""
     import intake.producer as module
 
     real_existing = module._existing
@@ -217,52 +258,67 @@ def test_lost_race_reads_the_winner(producer: Producer, monkeypatch: pytest.Monk
         return real_existing(engine, document)  # type: ignore[arg-type]
 
     monkeypatch.setattr(module, "_existing", first_lookup_misses)
-    loser = producer.enqueue(request(data))
-    assert calls["n"] == 2
+    return calls
+
+
+def test_lost_race_on_the_same_document_reads_the_winner(
+    producer: Producer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_pdf(text="late")
+    winner = producer.enqueue(request(data, idempotency_key="evt-9"))
+    calls = _first_lookup_misses(monkeypatch)
+    loser = producer.enqueue(request(data, idempotency_key="evt-9"))
+    assert calls["n"] == 1  # the insert, under the content's lock, found the winner
     assert not loser.created
     assert loser.job.id == winner.job.id
     assert producer.job_count() == 1
+    assert history(producer, winner.job.id) == ["enqueued by library"]
 
 
-def test_broker_down_leaves_the_job_queued_then_republish_works(producer: Producer) -> None:
-    producer.publisher.failures = 1
-    result = producer.enqueue(request(make_pdf(text="outbox")))
+def test_lost_race_on_a_key_for_other_content_is_a_conflict(
+    producer: Producer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-up misses, the insert hits the unique key: the look-up again names it."""
+    winner = producer.enqueue(request(make_pdf(text="one"), idempotency_key="evt-1"))
+    calls = _first_lookup_misses(monkeypatch)
+    with pytest.raises(IdempotencyConflict) as info:
+        producer.enqueue(request(make_pdf(text="two"), idempotency_key="evt-1"))
+    assert calls["n"] == 2
+    assert info.value.existing_job_id == winner.job.id
+    assert producer.job_count() == 1
+
+
+def test_enqueue_needs_no_broker_and_the_dispatcher_sends_the_job_once_it_is_back(
+    producer: Producer,
+) -> None:
+    producer.settings.broker_url = DEAD_BROKER
+    result = producer.enqueue(request(make_pdf(text="no broker needed")))
     assert result.created
-    assert not result.published
+    assert result.job.state == JobState.QUEUED.value
+    assert result.job.published_at is None
+
+    def one_pass(publisher: FakePublisher) -> bool:
+        report = dispatch_once(
+            producer.engine, producer.settings, publisher, owner="dispatcher:1", clock=utcnow
+        )
+        return report.broker_down
+
+    dead = FakePublisher(down=True)
+    assert one_pass(dead) is True
+    assert dead.refused == 1
     with Session(producer.engine) as session:
         stored = session.get(UploadJob, result.job.id)
         assert stored is not None
         assert stored.state == JobState.QUEUED.value
         assert stored.published_at is None
-    assert producer.publisher.published == []
 
-    assert publish_job(result.job, engine=producer.engine, publisher=producer.publisher)
-    assert producer.publisher.published == [result.job.id]
+    back = FakePublisher()
+    assert one_pass(back) is False
+    assert back.published == [result.job.id]
     with Session(producer.engine) as session:
         stored = session.get(UploadJob, result.job.id)
         assert stored is not None
         assert stored.published_at is not None
-
-
-def test_publish_happens_after_commit(producer: Producer) -> None:
-    seen: list[str | None] = []
-
-    class CheckingPublisher(FakePublisher):
-        def publish_upload(self, job_id: str) -> None:
-            with Session(producer.engine) as session:
-                job = session.get(UploadJob, job_id)
-                seen.append(job.state if job is not None else None)
-            super().publish_upload(job_id)
-
-    publisher = CheckingPublisher()
-    enqueue_document(
-        request(make_pdf(text="after commit")),
-        engine=producer.engine,
-        store=producer.store,
-        publisher=publisher,
-        settings=producer.settings,
-    )
-    assert seen == ["queued"]
 
 
 def test_backfill_priority_and_source(producer: Producer) -> None:
@@ -286,3 +342,41 @@ def test_derived_key_is_stable() -> None:
     assert key != derived_idempotency_key("1", "P", DocumentType.CERTIFICATE, "a" * 64)
     assert key.startswith("derived:")
     assert len(key) <= 255
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_PATHS))
+def test_hostile_paths_store_nothing(producer: Producer, tmp_path: Path, case: str) -> None:
+    make, message = HOSTILE_PATHS[case]
+    with pytest.raises(EnqueueRejected, match=re.escape(message)):
+        producer.enqueue(request(make(tmp_path)))
+    assert producer.stored_files() == []
+    assert producer.job_count() == 0
+
+
+def test_an_owner_locked_pdf_is_stored_as_it_is(producer: Producer) -> None:
+    data = make_owner_locked_pdf(algorithm="AES-256")
+    job = producer.enqueue(request(data)).job
+    assert producer.store.path(job.storage_key).read_bytes() == data
+
+
+def test_active_content_is_refused_by_default_and_allowed_by_the_setting(
+    producer: Producer,
+) -> None:
+    data = make_active_pdf("open-action-javascript")
+    with pytest.raises(EnqueueRejected, match=r"active content \(JavaScript\)"):
+        producer.enqueue(request(data))
+    assert producer.stored_files() == []
+    assert producer.job_count() == 0
+    producer.settings.pdf_active_content = "allow"
+    assert producer.enqueue(request(data)).created
+
+
+def test_a_repeat_under_another_key_stores_nothing(producer: Producer) -> None:
+    """Its bytes may be gone already (retention deletes them after a finished job): a
+    repeat must not store them again, where no job would ever delete them."""
+    data = make_pdf(text="delivered long ago")
+    first = producer.enqueue(request(data, idempotency_key="evt-1"))
+    producer.store.delete(first.job.storage_key)
+    again = producer.enqueue(request(data, idempotency_key="evt-2"))
+    assert again.job.id == first.job.id
+    assert producer.stored_files() == []

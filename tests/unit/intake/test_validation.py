@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import re
 import struct
+import tracemalloc
 import zlib
 from datetime import date, datetime
 from pathlib import Path
@@ -34,7 +38,17 @@ from intake.validation import (
     validate_tenant_id,
     validate_valid_from,
 )
-from tests.pdf_samples import make_encrypted_pdf, make_pdf
+from tests.pdf_samples import (
+    A_PAGE,
+    ACTIVE_CONTENT,
+    build_pdf,
+    make_active_pdf,
+    make_encrypted_pdf,
+    make_huge_xref_pdf,
+    make_object_stream_bomb,
+    make_owner_locked_pdf,
+    make_pdf,
+)
 
 LIMIT = 4_000_000
 
@@ -103,10 +117,19 @@ def test_pdf_without_pages_is_refused() -> None:
         check_pdf(buffer.getvalue(), LIMIT)
 
 
-@pytest.mark.parametrize("password", ["secret", ""])
-def test_encrypted_pdf_is_refused(password: str) -> None:
-    with pytest.raises(InvalidPdf, match="encrypted"):
-        check_pdf(make_encrypted_pdf(user_password=password), LIMIT)
+@pytest.mark.parametrize("algorithm", ["RC4-128", "AES-256"])
+def test_a_pdf_that_needs_a_password_to_open_is_refused(algorithm: str) -> None:
+    with pytest.raises(InvalidPdf, match="encrypted: it cannot be opened without a password"):
+        check_pdf(make_encrypted_pdf(user_password="secret", algorithm=algorithm), LIMIT)
+
+
+@pytest.mark.parametrize("algorithm", ["RC4-40", "RC4-128", "AES-128", "AES-256"])
+def test_a_pdf_locked_by_its_owner_password_only_is_accepted(algorithm: str) -> None:
+    """It opens without a password, as in any viewer; the upload sends it as it is."""
+    data = make_owner_locked_pdf(algorithm=algorithm)
+    facts = check_pdf(data, LIMIT)
+    assert facts.pages == 1
+    assert facts.sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_exactly_the_limit_is_accepted_and_one_byte_more_refused() -> None:
@@ -125,8 +148,74 @@ def test_read_document_refuses_big_files_before_reading(tmp_path: Path) -> None:
         read_document(big, 100)
     with pytest.raises(InvalidPdf, match="does not exist"):
         read_document(tmp_path / "missing.pdf", 100)
-    with pytest.raises(InvalidPdf, match="not a regular file"):
+    with pytest.raises(InvalidPdf, match="not a regular file: it is a directory"):
         read_document(tmp_path, 100)
+
+
+def _too_long_name(tmp_path: Path) -> str:
+    return str(tmp_path / ("n" * 300 + ".pdf"))
+
+
+def _symlink_loop(tmp_path: Path) -> str:
+    (tmp_path / "loop-a.pdf").symlink_to(tmp_path / "loop-b.pdf")
+    (tmp_path / "loop-b.pdf").symlink_to(tmp_path / "loop-a.pdf")
+    return str(tmp_path / "loop-a.pdf")
+
+
+def _through_a_file(tmp_path: Path) -> str:
+    make_pdf(tmp_path / "valid.pdf", text="a file, not a folder")
+    return str(tmp_path / "valid.pdf" / "inner.pdf")
+
+
+def _trailing_slash(tmp_path: Path) -> str:
+    make_pdf(tmp_path / "valid.pdf", text="a file named as a folder")
+    return str(tmp_path / "valid.pdf") + "/"
+
+
+def _nul_byte(tmp_path: Path) -> str:
+    return str(tmp_path / "bad\x00name.pdf")
+
+
+def _fifo(tmp_path: Path) -> str:
+    fifo = tmp_path / "pipe.pdf"
+    os.mkfifo(fifo)
+    return str(fifo)
+
+
+HOSTILE_PATHS = {
+    "name-too-long": (_too_long_name, "the name is too long"),
+    "symlink-loop": (_symlink_loop, "symlink loop"),
+    "through-a-file": (_through_a_file, "a part of the path is a file, not a directory"),
+    "trailing-slash": (_trailing_slash, "names a directory (it ends in '/')"),
+    "nul-byte": (_nul_byte, "contains a NUL character"),
+    "fifo": (_fifo, "is not a regular file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_PATHS))
+def test_hostile_paths_are_refused_with_a_line_naming_path_and_problem(
+    tmp_path: Path, case: str
+) -> None:
+    make, message = HOSTILE_PATHS[case]
+    path = make(tmp_path)
+    with pytest.raises(InvalidPdf, match=re.escape(message)) as info:
+        read_document(path, LIMIT)
+    assert info.value.field == "file"
+    assert str(tmp_path) in info.value.message or "..." in info.value.message
+    assert "\n" not in info.value.message
+
+
+def test_a_very_long_path_is_shortened_in_the_message(tmp_path: Path) -> None:
+    with pytest.raises(InvalidPdf) as info:
+        read_document(_too_long_name(tmp_path), LIMIT)
+    assert len(info.value.message) < 300
+    assert info.value.message.startswith(str(tmp_path)[:40])
+
+
+def test_read_document_takes_str_and_path_alike(tmp_path: Path) -> None:
+    data = make_pdf(tmp_path / "ok.pdf", text="either")
+    assert read_document(tmp_path / "ok.pdf", LIMIT) == data
+    assert read_document(str(tmp_path / "ok.pdf"), LIMIT) == data
 
 
 @pytest.mark.parametrize(
@@ -248,3 +337,123 @@ def test_caller_keys() -> None:
         validate_caller_key("k" * 201)
     with pytest.raises(EnqueueRejected, match="control"):
         validate_caller_key("a\tb")
+
+
+def test_a_billion_entry_xref_table_is_refused_in_one_line() -> None:
+    with pytest.raises(InvalidPdf, match="safety limit") as info:
+        check_pdf(make_huge_xref_pdf(), LIMIT)
+    assert "999999999" in info.value.message
+
+
+def test_an_object_stream_bomb_is_refused_within_bounded_memory() -> None:
+    """300 MB of inflated object stream in a 0.3 MB file: refused, holding a few MB."""
+    bomb = make_object_stream_bomb(300_000_000)
+    assert len(bomb) < 1_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidPdf, match="safety limit"):
+            check_pdf(bomb, 1_000_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40_000_000, f"parsing held {peak:,} bytes"
+
+
+def test_a_pdf_in_object_streams_is_still_accepted() -> None:
+    """The limits refuse bombs, not the ordinary PDF 1.5 layout."""
+    data = build_pdf(A_PAGE, compressed=[1, 2, 3])
+    assert check_pdf(data, LIMIT).pages == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OverflowError("int too large"), zlib.error("bad data"), struct.error("unpack"), KeyError()],
+    ids=["overflow", "zlib", "struct", "bare-keyerror"],
+)
+def test_whatever_the_parser_raises_is_a_refusal(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def reader(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr("intake.validation.PdfReader", reader)
+    with pytest.raises(InvalidPdf, match=r"damaged and cannot be read: .+"):
+        check_pdf(make_pdf(text="fine"), LIMIT)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"\x00" * 2048, b"\r\n-- \r\nSent through the LMS mail gateway\r\n" * 100, b"%%EOF\n" * 300],
+    ids=["zero-padding", "mail-footer", "repeated-eof"],
+)
+def test_bytes_after_the_last_eof_are_allowed_as_readers_allow_them(tail: bytes) -> None:
+    data = make_pdf(text="padded") + tail
+    assert len(tail) > 1024
+    assert check_pdf(data, LIMIT).pages == 1
+
+
+def test_a_revision_cut_off_after_an_earlier_eof_is_truncated() -> None:
+    """An incremental update whose own %%EOF never arrived: only its first part is there."""
+    data = make_pdf(text="first revision") + b"4 0 obj\n<< /Type /Annot /Subtype /Text"
+    with pytest.raises(InvalidPdf, match="truncated: its last revision ends without"):
+        check_pdf(data, LIMIT)
+
+
+FULL_WIDTH = "".join(chr(0xFF10 + int(c)) if c.isdigit() else c for c in "2024-01-01")
+ARABIC_INDIC = "".join(chr(0x0660 + int(c)) if c.isdigit() else c for c in "2024-01-01")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [FULL_WIDTH, ARABIC_INDIC, "2024-0" + chr(0xFF11) + "-01"],
+    ids=["full-width", "arabic-indic", "one-full-width-digit"],
+)
+def test_dates_in_other_digits_are_refused_as_such(text: str) -> None:
+    with pytest.raises(InvalidValidFrom, match="in ASCII digits, as YYYY-MM-DD"):
+        validate_valid_from(text)
+
+
+@pytest.mark.parametrize("kind", sorted(ACTIVE_CONTENT))
+def test_active_content_is_refused_naming_what_was_found(kind: str) -> None:
+    with pytest.raises(InvalidPdf, match="contains active content") as info:
+        check_pdf(make_active_pdf(kind), LIMIT)
+    assert f"({ACTIVE_CONTENT[kind]})" in info.value.message
+    assert "YFDOCS_PDF_ACTIVE_CONTENT" in info.value.message
+
+
+@pytest.mark.parametrize("kind", sorted(ACTIVE_CONTENT))
+def test_active_content_is_accepted_when_the_policy_allows_it(kind: str) -> None:
+    assert check_pdf(make_active_pdf(kind), LIMIT, refuse_active_content=False).pages == 1
+
+
+def test_a_plain_web_link_is_not_active_content() -> None:
+    """Certificates link to a verification page; following a link is the reader's choice."""
+    assert check_pdf(make_active_pdf("uri-link"), LIMIT).pages == 1
+
+
+def test_javascript_hidden_in_an_object_stream_is_found() -> None:
+    data = make_active_pdf("hidden-javascript")
+    assert b"JavaScript" not in data  # compressed, and the names hex-escaped
+    with pytest.raises(InvalidPdf, match=r"\(JavaScript\)"):
+        check_pdf(data, LIMIT)
+
+
+def test_everything_found_is_named_once() -> None:
+    catalog = (
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction << /S /Launch /F (a.exe) "
+        b"/Next << /S /JavaScript /JS (x) >> >> /AA << /WC << /S /JavaScript /JS (y) >> >> >>"
+    )
+    with pytest.raises(InvalidPdf, match="active content") as info:
+        check_pdf(build_pdf({**A_PAGE, 1: catalog}), LIMIT)
+    named = info.value.message.split("(", 1)[1].split(")", 1)[0]
+    assert sorted(named.split(", ")) == ["JavaScript", "a Launch action"]
+
+
+def test_a_structure_too_large_to_inspect_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("intake.validation.MAX_INSPECTED_CONTAINERS", 50)
+    nested = b"[" + b"[[] []] " * 60 + b"]"
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /Extra 4 0 R >>"
+    data = build_pdf({**A_PAGE, 1: catalog, 4: nested})
+    with pytest.raises(InvalidPdf, match="more than 50 dictionaries and arrays to inspect"):
+        check_pdf(data, LIMIT)
+    assert check_pdf(data, LIMIT, refuse_active_content=False).pages == 1

@@ -17,6 +17,8 @@ EXPECTED_TABLES = {
     "api_calls",
     "governor_slots",
     "governor_state",
+    "token_grants",
+    "dispatcher_lease",
     "intake_keys",
     "persons",
     "person_emails",

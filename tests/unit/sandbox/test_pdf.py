@@ -169,3 +169,16 @@ def test_a_zip_bomb_in_a_structural_stream_is_refused() -> None:
     )
     # startxref still points at the stream object, which did not move.
     assert "too large" in problem_of(inflated)
+
+
+@pytest.mark.parametrize(
+    "tail", [b"\x00" * 2048, b"\r\n-- \r\nSent through the LMS mail gateway\r\n" * 100]
+)
+def test_bytes_after_the_last_eof_are_ignored_as_readers_ignore_them(tail: bytes) -> None:
+    """The intake accepts these (readers do); the sandbox must not refuse them at upload."""
+    assert pdf_structure_problem(build_pdf() + tail) is None
+
+
+def test_a_revision_cut_off_after_the_last_eof_is_refused() -> None:
+    data = build_pdf() + b"4 0 obj\n<< /Type /Annot /Subtype /Text"
+    assert "cut off" in problem_of(data)

@@ -1,8 +1,9 @@
 """A `WorkerRuntime` for unit tests: real SQLite and document store, fake API and broker.
 
 The API client and the publisher are the only fakes: the client plays back scripted
-answers (or raises real `api_client` errors), the publisher records what it was asked to
-send (or refuses like a dead broker). Time is a list cell the test moves by hand.
+answers (or raises real `api_client` errors), the publisher records what the dispatcher
+asked it to send (or refuses like a dead broker). Time is a list cell the test moves by
+hand. The steps never publish: `Harness.dispatch` runs the dispatcher's pass that does.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ from scheduling.policy.retry import PollSchedule, RetryPolicy
 from scheduling.poll_planner import PollPlanner
 from tests.fake_publisher import FakePublisher
 from tests.pdf_samples import make_pdf
+from tests.plugins.dispatch_fixtures import read_job
+from worker.dispatcher import DispatchReport, dispatch_once
 from worker.runtime import WorkerRuntime
 
 TENANT = "4028868"
 OWNER = "unit-host:1"
+DISPATCHER = "unit-dispatcher:1"
 # Just after the real "now": the producer stamps `created_at` with the real clock.
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
 
@@ -181,7 +185,7 @@ class Harness:
         person_code: str = "10001",
         key: str | None = None,
     ) -> str:
-        """A queued job made by the real producer; its publish is forgotten afterwards."""
+        """A queued job made by the real producer (committed, not published)."""
         if content is None:
             self._pdf_counter += 1
             content = make_pdf(text=f"unit worker document {self._pdf_counter}")
@@ -196,19 +200,43 @@ class Harness:
             ),
             engine=self.engine,
             store=self.store,
-            publisher=self.publisher,
             settings=self.rt.settings,
         )
         assert result.created
-        self.publisher.clear()
         return result.job.id
 
+    def dispatch(self) -> DispatchReport:
+        """One dispatcher pass at the harness's time, publishing to the fake broker."""
+        return dispatch_once(
+            self.engine,
+            self.rt.settings,
+            self.publisher,
+            owner=DISPATCHER,
+            clock=lambda: self.now[0],
+        )
+
+    def assert_dispatched_when_due(self, kind: str, job_id: str, due_at: datetime) -> None:
+        """The job's next step (`kind`: upload or poll) waits in the database, unpublished,
+        until `due_at`; a dispatcher pass then publishes it, once and with no countdown.
+        Leaves the clock at `due_at` and the publisher's record empty."""
+        assert self.job(job_id).published_at is None
+        self.publisher.clear()
+        assert due_at >= self.now[0], "the clock only moves forward"
+        early = due_at - timedelta(seconds=1)
+        if early >= self.now[0]:
+            self.now[0] = early
+            self.dispatch()
+            assert self.publisher.sent == [], f"{kind} published a second before it was due"
+        self.now[0] = due_at
+        self.dispatch()
+        assert self.publisher.sent == [(kind, job_id, None)]
+        assert self.job(job_id).published_at == due_at
+        self.dispatch()
+        assert self.publisher.sent == [(kind, job_id, None)], "published twice"
+        self.publisher.clear()
+
     def job(self, job_id: str) -> UploadJob:
-        with Session(self.engine) as session:
-            job = session.get(UploadJob, job_id)
-            assert job is not None
-            session.expunge(job)
-            return job
+        return read_job(self.engine, job_id)
 
     def events(self, job_id: str) -> list[JobEvent]:
         with Session(self.engine) as session:
@@ -241,7 +269,6 @@ class Harness:
         assert outcome.action.startswith("uploaded"), outcome
         if values:
             self.update(job_id, **values)
-        self.publisher.clear()
         return job_id
 
 

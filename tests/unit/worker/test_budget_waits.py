@@ -38,17 +38,16 @@ def test_an_upload_without_a_call_waits_and_keeps_its_attempts(h: Harness) -> No
     assert job.not_before == until
     assert job.lease_owner is None
     assert "daily API call quota spent" in h.events(job_id)[-1].reason
-    assert h.publisher.of("upload") == [], "three hours is the sweeper's to wait, not a countdown"
+    h.assert_dispatched_when_due("upload", job_id, until)
 
 
-def test_a_short_wait_for_a_slot_is_a_countdown(h: Harness) -> None:
+def test_a_short_wait_for_a_slot_is_sent_again_when_it_ends(h: Harness) -> None:
     job_id = h.enqueue()
     h.client.upload_answers.append(SlotWaitTimeout(h.now[0] + timedelta(seconds=20)))
 
     upload_job(h.rt, job_id)
 
-    assert h.publisher.of("upload") == [(job_id, 20.0)]
-    h.advance(20)
+    h.assert_dispatched_when_due("upload", job_id, h.now[0] + timedelta(seconds=20))
     h.client.upload_answers.append(receipt())
     assert upload_job(h.rt, job_id).action.startswith("uploaded")
     assert h.job(job_id).attempts == 1
@@ -65,7 +64,7 @@ def test_a_poll_without_a_call_is_moved_not_counted(h: Harness) -> None:
     assert job.job_state is JobState.POLLING
     assert job.poll_count == 0
     assert job.next_poll_at == until
-    h.advance(45)
+    h.assert_dispatched_when_due("poll", job_id, until)
     h.client.status_answers.append(status("Complete"))
     poll_job(h.rt, job_id)
     assert h.job(job_id).job_state is JobState.COMPLETE

@@ -1,4 +1,5 @@
-"""`poll_job`: ask about the ticket, record the outcome, or schedule the next poll."""
+"""`poll_job`: ask about the ticket, record the outcome, or plan the next poll (which the
+dispatcher publishes when it is due)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def test_complete_ticket_completes_the_job(h: Harness) -> None:
     last = h.events(job_id)[-1]
     assert (last.from_state, last.to_state) == ("polling", "complete")
     assert last.reason == "ticket tkt-7: Complete"
-    assert h.publisher.sent == []
+    h.advance(3600)
+    h.dispatch()
+    assert h.publisher.sent == [], "a finished job is never polled again"
 
 
 def test_failed_ticket_fails_the_job_with_the_api_messages(h: Harness) -> None:
@@ -77,7 +80,7 @@ def test_failed_ticket_without_messages_says_so(h: Harness) -> None:
     assert job.last_error == "Youforce rejected the document (Rejected): no message"
 
 
-def test_in_progress_schedules_the_next_poll_with_backoff(h: Harness) -> None:
+def test_in_progress_plans_the_next_poll_with_backoff(h: Harness) -> None:
     job_id = h.polling_job("tkt-9")
     events_before = len(h.events(job_id))
 
@@ -92,38 +95,20 @@ def test_in_progress_schedules_the_next_poll_with_backoff(h: Harness) -> None:
     assert job.next_poll_at == now + timedelta(seconds=60)
     assert job.lease_owner is None
     assert job.lease_expires_at is None
-    assert job.published_at == now
-    assert h.publisher.sent == [("poll", job_id, 60.0)]
     events = h.events(job_id)
     assert len(events) == events_before + 1
     note = events[-1]
     assert (note.from_state, note.to_state) == ("polling", "polling")
     assert note.reason == "ticket tkt-9 still InProgress (poll 1); next in 60.0s"
+    h.assert_dispatched_when_due("poll", job_id, now + timedelta(seconds=60))
 
-    h.publisher.clear()
-    now = h.advance(60)
+    now = h.now[0]
     h.client.status_answers.append(status("InProgress"))
     poll_job(h.rt, job_id)
     job = h.job(job_id)
     assert job.poll_count == 2
     assert job.next_poll_at == now + timedelta(seconds=120)
-    assert h.publisher.sent == [("poll", job_id, 120.0)]
-
-
-def test_a_long_wait_between_polls_is_left_for_the_sweeper(
-    make_harness: Callable[..., Harness],
-) -> None:
-    h = make_harness(max_countdown=45)
-    job_id = h.polling_job()
-    h.advance(30)
-    h.client.status_answers.append(status("InProgress"))
-
-    poll_job(h.rt, job_id)
-
-    job = h.job(job_id)
-    assert job.next_poll_at == h.now[0] + timedelta(seconds=60)
-    assert h.publisher.sent == []
-    assert job.published_at is None
+    h.assert_dispatched_when_due("poll", job_id, now + timedelta(seconds=120))
 
 
 def test_the_last_poll_is_pulled_in_to_the_deadline_and_then_expires(
@@ -143,9 +128,9 @@ def test_the_last_poll_is_pulled_in_to_the_deadline_and_then_expires(
     poll_job(h.rt, job_id)  # next would be +210: clamped to the deadline
     job = h.job(job_id)
     assert job.next_poll_at == deadline
-    assert h.publisher.sent[-1] == ("poll", job_id, 10.0)
+    h.assert_dispatched_when_due("poll", job_id, deadline)
 
-    now = h.advance(10)
+    now = h.now[0]
     h.client.status_answers.append(status("InProgress"))
     outcome = poll_job(h.rt, job_id)
 
@@ -239,13 +224,12 @@ def test_a_transient_status_error_polls_again_later(
     assert job.last_error == str(error)
     assert job.last_http_status == error.status_code
     assert job.last_correlation_id == error.correlation_id
-    assert job.published_at == now
-    assert h.publisher.sent == [("poll", job_id, expected_delay)]
     note = h.events(job_id)[-1]
     assert (note.from_state, note.to_state) == ("polling", "polling")
     assert note.reason == f"status check failed; next in {expected_delay:.1f}s"
     assert note.http_status == error.status_code
     assert note.correlation_id == error.correlation_id
+    h.assert_dispatched_when_due("poll", job_id, now + timedelta(seconds=expected_delay))
 
 
 @pytest.mark.parametrize(
@@ -275,6 +259,8 @@ def test_a_permanent_status_error_fails_the_job(h: Harness, error: YouforceError
     assert last.reason == "status check of ticket tkt-p failed (permanent error)"
     assert last.http_status == error.status_code
     assert last.correlation_id == error.correlation_id
+    h.advance(3600)
+    h.dispatch()
     assert h.publisher.sent == []
 
 

@@ -17,15 +17,15 @@ from worker.upload_step import upload_job
 
 
 def test_an_overdue_poll_is_not_republished_on_every_pass(h: Harness) -> None:
-    lease = h.rt.settings.lease_seconds
+    republish_after = h.rt.settings.republish_after
     now = h.now[0]
     h.polling_job(
-        published_at=now - timedelta(seconds=1000),
-        next_poll_at=now - timedelta(seconds=lease + 1),
+        published_at=now - timedelta(seconds=republish_after + 1),
+        next_poll_at=now - timedelta(seconds=republish_after + 1),
     )
-    assert sweep(h.rt).published_polls == 1  # the lost message is replaced: right
-    h.advance(h.rt.settings.sweep_interval)  # next beat, the new message still queued
-    assert sweep(h.rt).published_polls == 0
+    assert h.dispatch().polls == 1  # the stale message is replaced: right
+    h.advance(h.rt.settings.dispatch_interval)  # next pass, the new message still queued
+    assert h.dispatch().polls == 0
     assert len(h.publisher.of("poll")) == 1
 
 
@@ -73,7 +73,6 @@ def test_retention_does_not_delete_a_file_a_producer_just_reused(h: Harness) -> 
         EnqueueRequest(content, person_code="20002", document_type="certificate"),
         engine=h.engine,
         store=SweepsAfterPut(h.store.root),
-        publisher=h.publisher,
         settings=h.rt.settings,
     )
     assert h.store.exists(result.job.storage_key)

@@ -48,20 +48,18 @@ def _assert_requeued(h: Harness, job_id: str, from_state: str) -> None:
     assert job.not_before is None
     assert job.finished_at is None
     assert job.last_error is None
-    assert job.published_at == now
-    assert h.publisher.sent == [("upload", job_id, None)]
     last = h.events(job_id)[-1]
     assert (last.from_state, last.to_state) == (from_state, "queued")
     assert last.reason == "retried by the operator"
     assert last.at == now
+    h.assert_dispatched_when_due("upload", job_id, now)  # due at once, sent by the dispatcher
 
 
 def test_a_failed_job_is_queued_again_with_reset_counters(h: Harness) -> None:
     job_id = _failed_after_polling(h)
-    h.publisher.clear()
     now = h.advance(3600)
 
-    job = retry_job(h.rt.engine, h.publisher, job_id, now=now, reason="retried by the operator")
+    job = retry_job(h.rt.engine, job_id, now=now, reason="retried by the operator")
 
     assert job.id == job_id
     _assert_requeued(h, job_id, "failed")
@@ -74,10 +72,9 @@ def test_a_failed_job_is_queued_again_with_reset_counters(h: Harness) -> None:
 
 def test_an_expired_job_is_queued_again(make_harness: Callable[..., Harness]) -> None:
     h, job_id = _expired(make_harness)
-    h.publisher.clear()
     now = h.advance(60)
 
-    retry_job(h.rt.engine, h.publisher, job_id, now=now, reason="retried by the operator")
+    retry_job(h.rt.engine, job_id, now=now, reason="retried by the operator")
 
     _assert_requeued(h, job_id, "expired")
 
@@ -88,24 +85,26 @@ def test_a_job_failed_at_upload_is_queued_again(h: Harness) -> None:
     upload_job(h.rt, job_id)
     now = h.advance(5)
 
-    retry_job(h.rt.engine, h.publisher, job_id, now=now, reason="retried by the operator")
+    retry_job(h.rt.engine, job_id, now=now, reason="retried by the operator")
 
     _assert_requeued(h, job_id, "failed")
 
 
-def test_a_retry_with_the_broker_down_stays_queued_for_the_sweeper(h: Harness) -> None:
+def test_a_retry_needs_no_broker_and_goes_out_when_the_broker_is_back(h: Harness) -> None:
     job_id = _failed_after_polling(h)
-    h.publisher.clear()
     h.publisher.down = True
     now = h.advance(5)
 
-    retry_job(h.rt.engine, h.publisher, job_id, now=now, reason="again")
+    retry_job(h.rt.engine, job_id, now=now, reason="again")
 
     job = h.job(job_id)
     assert job.job_state is JobState.QUEUED
     assert job.published_at is None
+    assert h.dispatch().broker_down is True
+    assert h.job(job_id).published_at is None
     h.publisher.down = False
-    assert sweep(h.rt).published_uploads == 1
+    assert h.dispatch().uploads == 1
+    assert h.publisher.sent == [("upload", job_id, None)]
 
 
 def test_a_complete_job_cannot_be_retried(h: Harness) -> None:
@@ -116,11 +115,10 @@ def test_a_complete_job_cannot_be_retried(h: Harness) -> None:
     events_before = len(h.events(job_id))
 
     with pytest.raises(JobNotRetryable, match="is complete; only failed or expired"):
-        retry_job(h.rt.engine, h.publisher, job_id, now=h.now[0], reason="again")
+        retry_job(h.rt.engine, job_id, now=h.now[0], reason="again")
 
     assert h.job(job_id).job_state is JobState.COMPLETE
     assert len(h.events(job_id)) == events_before
-    assert h.publisher.sent == []
 
 
 @pytest.mark.parametrize("state", ["queued", "polling"])
@@ -128,27 +126,24 @@ def test_an_unfinished_job_cannot_be_retried(h: Harness, state: str) -> None:
     job_id = h.enqueue() if state == "queued" else h.polling_job()
 
     with pytest.raises(JobNotRetryable, match=f"is {state}; only failed or expired"):
-        retry_job(h.rt.engine, h.publisher, job_id, now=h.now[0], reason="again")
+        retry_job(h.rt.engine, job_id, now=h.now[0], reason="again")
 
     assert h.job(job_id).state == state
-    assert h.publisher.sent == []
 
 
 def test_an_unknown_job_cannot_be_retried(h: Harness) -> None:
     with pytest.raises(JobNotRetryable, match="no job nope"):
-        retry_job(h.rt.engine, h.publisher, "nope", now=h.now[0], reason="again")
+        retry_job(h.rt.engine, "nope", now=h.now[0], reason="again")
 
 
 def test_a_job_whose_pdf_was_deleted_by_retention_cannot_be_retried(h: Harness) -> None:
     job_id = _failed_after_polling(h)
-    h.publisher.clear()
     h.advance(timedelta(days=h.rt.settings.retention_days + 1).total_seconds())
     assert sweep(h.rt).documents_deleted == 1
 
     with pytest.raises(JobNotRetryable, match="deleted after the retention period"):
-        retry_job(h.rt.engine, h.publisher, job_id, now=h.now[0], reason="again")
+        retry_job(h.rt.engine, job_id, now=h.now[0], reason="again")
 
     job = h.job(job_id)
     assert job.job_state is JobState.FAILED
     assert job.document_deleted_at is not None
-    assert h.publisher.sent == []

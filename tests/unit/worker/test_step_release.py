@@ -50,7 +50,7 @@ def test_an_unnamed_exception_before_the_call_releases_the_upload_at_once(h: Har
     assert last.reason.startswith("upload attempt 1 stopped (OperationalError: ")
     assert "no upload call had started" in last.reason
     assert "may have arrived" not in last.reason
-    assert h.publisher.of("upload") == [(job_id, 2.0)]
+    h.assert_dispatched_when_due("upload", job_id, now + timedelta(seconds=2.0))
 
 
 def test_an_unnamed_exception_after_the_call_went_out_says_it_may_have_arrived(

@@ -1,5 +1,5 @@
-"""`sweep`: lease recovery, publishing what has no message, due polls, abandoned broker
-queues, retention."""
+"""`sweep`: lease recovery, lost messages handed back to the dispatcher, abandoned broker
+queues, retention. The sweeper never publishes: the dispatcher does (`test_dispatcher`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from api_client import BadRequestError
 from config import Settings
-from models import JobState, Priority
+from models import JobState
 from tests.pdf_samples import make_pdf
 from tests.unit.worker.conftest import OWNER, Harness, receipt, status
 from worker import filesystem_broker, sweeper
@@ -34,17 +34,6 @@ REDIS_BROKER = "redis://127.0.0.1:1/0"
 
 class WorkerKilled(BaseException):
     """Stands in for a worker process dying in the middle of an API call."""
-
-
-def _unpublished(h: Harness, **kwargs: object) -> str:
-    """A queued job whose message never reached the broker."""
-    h.publisher.down = True
-    try:
-        job_id = h.enqueue(**kwargs)  # type: ignore[arg-type]
-    finally:
-        h.publisher.down = False
-    assert h.job(job_id).published_at is None
-    return job_id
 
 
 def _killed_mid_upload(h: Harness) -> str:
@@ -71,22 +60,39 @@ def _complete(h: Harness, content: bytes | None = None, person_code: str = "1000
     h.update(job_id, next_poll_at=h.now[0])
     h.client.status_answers.append(status("Complete"))
     assert poll_job(h.rt, job_id).action == "complete"
-    h.publisher.clear()
     return job_id
 
 
 def test_an_idle_pass_does_nothing(h: Harness) -> None:
-    h.polling_job()  # next poll in 30 s, already published
+    h.polling_job()  # next poll in 30 s
     report = sweep(h.rt)
     assert report == SweepReport()
     assert str(report) == "sweep: nothing due"
-    assert h.publisher.sent == []
+
+
+def test_the_sweeper_publishes_nothing_and_needs_no_broker(h: Harness) -> None:
+    """Queued jobs, due polls and stale messages are the dispatcher's; retention runs on."""
+    old = _complete(h)
+    h.advance(h.rt.settings.retention_days * DAY + 1)
+    queued = h.enqueue()
+    due_poll = h.polling_job(next_poll_at=h.now[0])
+    stale = h.enqueue()
+    h.update(stale, published_at=h.now[0] - timedelta(seconds=h.rt.settings.republish_after + 1))
+    h.publisher.down = True
+
+    report = sweep(h.rt)
+
+    assert report == SweepReport(documents_deleted=1)
+    assert h.publisher.calls == 0
+    assert h.job(old).document_deleted_at is not None
+    assert h.job(queued).published_at is None
+    assert h.job(due_poll).published_at is None
 
 
 # --- lease recovery -----------------------------------------------------------------------
 
 
-def test_an_expired_upload_lease_is_taken_back_and_published(h: Harness) -> None:
+def test_an_expired_upload_lease_is_taken_back_for_the_dispatcher(h: Harness) -> None:
     lost = _killed_mid_upload(h)
     h.advance(100)
     alive = _killed_mid_upload(h)  # its lease runs 100 s longer
@@ -94,14 +100,11 @@ def test_an_expired_upload_lease_is_taken_back_and_published(h: Harness) -> None
 
     report = sweep(h.rt)
 
-    assert report.recovered_uploads == 1
-    assert report.published_uploads == 1
-    assert h.publisher.sent == [("upload", lost, None)]
+    assert report == SweepReport(recovered_uploads=1)
     job = h.job(lost)
     assert job.job_state is JobState.QUEUED
     assert job.lease_owner is None
     assert job.lease_expires_at is None
-    assert job.published_at == now
     last = h.events(lost)[-1]
     assert (last.from_state, last.to_state) == ("uploading", "queued")
     assert last.reason == (
@@ -112,6 +115,7 @@ def test_an_expired_upload_lease_is_taken_back_and_published(h: Harness) -> None
     assert h.job(alive).job_state is JobState.UPLOADING
     assert h.job(alive).lease_owner == OWNER
     assert "recovered_uploads=1" in str(report)
+    h.assert_dispatched_when_due("upload", lost, now)
 
 
 def test_a_lease_is_not_taken_back_at_the_very_moment_it_ends(h: Harness) -> None:
@@ -128,143 +132,20 @@ def test_an_expired_poll_lease_is_taken_back_and_polled_at_once(h: Harness) -> N
 
     report = sweep(h.rt)
 
-    assert report.recovered_polls == 1
-    assert report.published_polls == 1
-    assert h.publisher.sent == [("poll", job_id, None)]
+    assert report == SweepReport(recovered_polls=1)
     job = h.job(job_id)
     assert job.job_state is JobState.POLLING
     assert job.next_poll_at == now
     assert job.lease_owner is None
     assert job.lease_expires_at is None
-    assert job.published_at == now
     note = h.events(job_id)[-1]
     assert (note.from_state, note.to_state) == ("polling", "polling")
     assert note.reason == f"worker {OWNER} lost during a status check; polling again"
+    h.assert_dispatched_when_due("poll", job_id, now)
 
     # the poll that follows works normally
     h.client.status_answers.append(status("Complete"))
     assert poll_job(h.rt, job_id).action == "complete"
-
-
-# --- publishing queued jobs ---------------------------------------------------------------
-
-
-def test_queued_jobs_without_a_message_are_published_live_before_backfill(h: Harness) -> None:
-    backfill_1 = _unpublished(h, priority=Priority.BACKFILL)
-    live_1 = _unpublished(h, priority=Priority.LIVE)
-    backfill_2 = _unpublished(h, priority=Priority.BACKFILL)
-    live_2 = _unpublished(h, priority=Priority.LIVE)
-    now = h.now[0]
-
-    report = sweep(h.rt)
-
-    assert report.published_uploads == 4
-    assert [job_id for job_id, _ in h.publisher.of("upload")] == [
-        live_1,
-        live_2,
-        backfill_1,
-        backfill_2,
-    ]
-    for job_id in (live_1, live_2, backfill_1, backfill_2):
-        assert h.job(job_id).published_at == now
-
-    h.publisher.clear()
-    assert sweep(h.rt).published_uploads == 0
-    assert h.publisher.sent == []
-
-
-def test_only_stale_messages_are_published_again(make_harness: Callable[..., Harness]) -> None:
-    h = make_harness(broker_url=REDIS_BROKER)  # a broker that gives back a lost message
-    republish_after = h.rt.settings.republish_after
-    fresh = h.enqueue()
-    stale = h.enqueue()
-    now = h.now[0]
-    h.update(fresh, published_at=now - timedelta(seconds=republish_after - 1))
-    h.update(stale, published_at=now - timedelta(seconds=republish_after + 1))
-
-    report = sweep(h.rt)
-
-    assert report.published_uploads == 1
-    assert h.publisher.sent == [("upload", stale, None)]
-    assert h.job(stale).published_at == now
-    assert h.job(fresh).published_at == now - timedelta(seconds=republish_after - 1)
-
-
-def test_a_queued_job_in_backoff_is_published_only_when_due(h: Harness) -> None:
-    job_id = _unpublished(h)
-    h.update(job_id, not_before=h.now[0] + timedelta(seconds=50))
-
-    assert sweep(h.rt).published_uploads == 0
-    h.advance(50)
-    assert sweep(h.rt).published_uploads == 1
-    assert h.publisher.sent == [("upload", job_id, None)]
-
-
-def test_a_refused_publish_stops_the_pass_and_leaves_the_rest_for_later(h: Harness) -> None:
-    queued = [_unpublished(h) for _ in range(3)]
-    due_poll = h.polling_job(published_at=None, next_poll_at=h.now[0])
-    old = _complete(h)
-    h.advance(h.rt.settings.retention_days * DAY + 1)
-    h.publisher.refused = 0
-    h.publisher.fail_after = 1
-
-    report = sweep(h.rt)
-
-    assert report.broker_down is True
-    assert report.published_uploads == 1
-    assert h.publisher.refused == 1  # it stopped at the first refusal
-    assert report.published_polls == 0
-    assert h.publisher.of("poll") == []
-    assert [h.job(job_id).published_at is not None for job_id in queued] == [True, False, False]
-    assert h.job(due_poll).published_at is None
-    assert "broker_down=True" in str(report)
-    # retention does not need the broker
-    assert report.documents_deleted == 1
-    assert h.job(old).document_deleted_at is not None
-
-    h.publisher.fail_after = None
-    report = sweep(h.rt)
-    assert report.published_uploads == 2
-    assert report.published_polls == 1
-
-
-# --- due polls ----------------------------------------------------------------------------
-
-
-def test_due_polls_are_published_and_future_or_recently_published_ones_are_not(
-    h: Harness,
-) -> None:
-    lease = h.rt.settings.lease_seconds
-    now = h.now[0]
-    due = h.polling_job(published_at=None, next_poll_at=now - timedelta(seconds=5))
-    future = h.polling_job(published_at=None, next_poll_at=now + timedelta(seconds=5))
-    in_broker = h.polling_job(
-        published_at=now - timedelta(seconds=10), next_poll_at=now - timedelta(seconds=lease - 1)
-    )
-    lost_message = h.polling_job(
-        published_at=now - timedelta(seconds=1000), next_poll_at=now - timedelta(seconds=lease + 1)
-    )
-    leased = h.polling_job(
-        published_at=None,
-        next_poll_at=now - timedelta(seconds=5),
-        lease_owner="other:2",
-        lease_expires_at=now + timedelta(seconds=30),
-    )
-
-    report = sweep(h.rt)
-
-    assert report.published_polls == 2
-    assert h.publisher.sent == [("poll", lost_message, None), ("poll", due, None)]
-    assert h.job(due).published_at == now
-    assert h.job(lost_message).published_at == now
-    assert h.job(future).published_at is None
-    assert h.job(in_broker).published_at == now - timedelta(seconds=10)
-    assert h.job(leased).published_at is None
-
-    h.publisher.clear()
-    h.advance(5)
-    sweep(h.rt)
-    assert ("poll", future, None) in h.publisher.sent
 
 
 # --- messages lost with a killed worker (filesystem broker) -------------------------------
@@ -289,7 +170,7 @@ def _taken_by_a_worker(settings: Settings, job_id: str) -> None:
     assert job_id not in job_ids_waiting_in_filesystem_queue(settings)
 
 
-def test_a_due_job_whose_message_a_worker_took_and_never_ran_is_published_again(
+def test_a_due_job_whose_message_a_worker_took_and_never_ran_is_sent_again(
     h: Harness,
 ) -> None:
     grace = lost_message_grace(h.rt.settings)
@@ -302,26 +183,26 @@ def test_a_due_job_whose_message_a_worker_took_and_never_ran_is_published_again(
 
     report = sweep(h.rt)
 
-    assert report.lost_uploads_published == 1
-    assert report.published_uploads == 0
-    assert h.publisher.sent == [("upload", lost, None)]
-    assert h.job(lost).published_at == now
+    assert report == SweepReport(lost_uploads_redispatched=1)
+    assert h.publisher.calls == 0
+    assert h.job(lost).published_at is None, "handed back to the dispatcher"
     assert h.job(waiting).published_at == now - timedelta(seconds=grace + 1)
     note = h.events(lost)[-1]
     assert (note.from_state, note.to_state) == ("queued", "queued")
     assert note.reason == (
         f"its message left the broker's queue folder and the job had not started {grace:g}s "
-        "after it was due (the worker that took the message stopped); published again"
+        "after it was due (the worker that took the message stopped); sent again"
     )
-    assert "lost_uploads_published=1" in str(report)
+    assert "lost_uploads_redispatched=1" in str(report)
 
-    h.publisher.clear()
-    assert sweep(h.rt).lost_uploads_published == 0, "just published: not judged again yet"
-    assert h.publisher.sent == []
+    h.dispatch()
+    assert h.publisher.sent == [("upload", lost, None)], "the waiting one's message is alive"
+    assert sweep(h.rt).lost_uploads_redispatched == 0, "just sent: not judged again yet"
 
 
 def test_a_taken_message_counts_as_lost_only_a_grace_after_its_job_is_due(h: Harness) -> None:
-    """A worker keeps a message with a countdown until it is due, and needs a moment then."""
+    """A job is lost only a grace after it was both sent and due: a worker that took its
+    message needs a moment to start it."""
     grace = lost_message_grace(h.rt.settings)
     now = h.now[0]
     just_sent = h.enqueue()
@@ -332,19 +213,18 @@ def test_a_taken_message_counts_as_lost_only_a_grace_after_its_job_is_due(h: Har
     for job_id in (just_sent, in_backoff):
         _taken_by_a_worker(h.rt.settings, job_id)
 
-    assert sweep(h.rt).lost_uploads_published == 0
-    assert h.publisher.sent == []
+    assert sweep(h.rt).lost_uploads_redispatched == 0
+    assert h.job(just_sent).published_at is not None
 
     h.advance(2)
     report = sweep(h.rt)
 
-    assert report.lost_uploads_published == 2
-    assert sorted(job_id for job_id, _ in h.publisher.of("upload")) == sorted(
-        [just_sent, in_backoff]
-    )
+    assert report.lost_uploads_redispatched == 2
+    assert h.job(just_sent).published_at is None
+    assert h.job(in_backoff).published_at is None
 
 
-def test_a_job_a_worker_starts_while_the_folder_is_listed_is_not_published_again(
+def test_a_job_a_worker_starts_while_the_folder_is_listed_is_not_sent_again(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     grace = lost_message_grace(h.rt.settings)
@@ -356,16 +236,16 @@ def test_a_job_a_worker_starts_while_the_folder_is_listed_is_not_published_again
     def listing_while_a_worker_starts_the_job(queue_folder: Path) -> dict[str, list[str]]:
         h.client.upload_answers.append(receipt())
         assert upload_job(h.rt, job_id).action.startswith("uploaded")
-        h.publisher.clear()
         return real_listing(queue_folder)
 
     monkeypatch.setattr(sweeper, "list_queue_folder", listing_while_a_worker_starts_the_job)
 
-    assert sweep(h.rt).lost_uploads_published == 0
-    assert h.publisher.sent == []
+    assert sweep(h.rt).lost_uploads_redispatched == 0
+    assert h.job(job_id).job_state is JobState.POLLING
+    assert not h.events(job_id)[-1].reason.endswith("sent again")
 
 
-def test_a_poll_whose_message_a_worker_took_and_never_ran_is_published_again(
+def test_a_poll_whose_message_a_worker_took_and_never_ran_is_sent_again(
     h: Harness,
 ) -> None:
     grace = lost_message_grace(h.rt.settings)
@@ -381,14 +261,15 @@ def test_a_poll_whose_message_a_worker_took_and_never_ran_is_published_again(
 
     report = sweep(h.rt)
 
-    assert report.lost_polls_published == 1
-    assert report.published_polls == 0
-    assert h.publisher.sent == [("poll", lost, None)]
-    assert h.job(lost).published_at == now
-    assert h.events(lost)[-1].reason.endswith("published again")
+    assert report == SweepReport(lost_polls_redispatched=1)
+    assert h.job(lost).published_at is None
+    assert h.events(lost)[-1].reason.endswith("sent again")
     assert h.job(waiting).published_at == overdue
     assert h.job(held_until_due).published_at == overdue
 
+    h.dispatch()
+    assert h.publisher.sent == [("poll", lost, None)]
+    assert h.job(lost).published_at == now
     h.client.status_answers.append(status("Complete"))
     assert poll_job(h.rt, lost).action == "complete"
 
@@ -411,8 +292,7 @@ def test_other_brokers_give_back_lost_messages_themselves(
     report = sweep(h.rt)
 
     assert report == SweepReport()
-    assert h.publisher.sent == []
-    assert h.job(queued).job_state is JobState.QUEUED
+    assert h.job(queued).published_at == h.now[0] - timedelta(seconds=grace + 60)
     assert h.job(polling).published_at == overdue
 
 
@@ -425,19 +305,19 @@ def test_without_a_queue_folder_nothing_is_judged_lost(h: Harness) -> None:
     assert not filesystem_queue_folder(h.rt.settings).exists()
 
     assert sweep(h.rt) == SweepReport()
-    assert h.publisher.sent == []
+    assert h.job(job_id).published_at is not None
 
 
-def test_batch_size_bounds_publishing_lost_messages(h: Harness) -> None:
+def test_batch_size_bounds_handing_back_lost_messages(h: Harness) -> None:
     grace = lost_message_grace(h.rt.settings)
     for _ in range(3):
         job_id = h.enqueue()
         _message_in_the_broker_folder(h, job_id, seconds_ago=grace + 1)
         _taken_by_a_worker(h.rt.settings, job_id)
 
-    assert sweep(h.rt, batch_size=2).lost_uploads_published == 2
-    assert sweep(h.rt, batch_size=2).lost_uploads_published == 1
-    assert len(h.publisher.of("upload")) == 3
+    assert sweep(h.rt, batch_size=2).lost_uploads_redispatched == 2
+    assert sweep(h.rt, batch_size=2).lost_uploads_redispatched == 1
+    assert sweep(h.rt, batch_size=2).lost_uploads_redispatched == 0
 
 
 # --- queues whose consumer is gone (filesystem broker) ------------------------------------
@@ -528,23 +408,6 @@ def test_the_task_queue_is_never_removed_however_long_its_messages_wait(
     assert job_id in job_ids_waiting_in_filesystem_queue(h.rt.settings)
 
 
-def test_abandoned_queues_are_removed_even_when_publishing_fails(
-    h: Harness, broker_clock: list[float]
-) -> None:
-    """On this broker a refused publish means a full disk: the very moment to free it."""
-    dead = _event_queue_of_a_killed_consumer(h)
-    _events_sent(h, 2)
-    _unpublished(h)
-    broker_clock[0] += abandoned_queue_age(h.rt.settings) + 1
-    h.publisher.down = True
-
-    report = sweep(h.rt)
-
-    assert report.broker_down is True
-    assert report.abandoned_queues_removed == 1
-    assert _files_of(h, dead) == []
-
-
 def test_the_abandoned_queue_age_follows_the_sweep_interval(tmp_path: Path) -> None:
     """Minutes by default, far above the second a live consumer takes; short for tests."""
     assert abandoned_queue_age(Settings(data_dir=tmp_path, _env_file=None)) == 300
@@ -591,12 +454,11 @@ def test_failed_jobs_pdfs_are_deleted_too(h: Harness) -> None:
 def test_a_pdf_shared_with_an_unfinished_job_is_kept(h: Harness) -> None:
     content = make_pdf(text="shared by two people")
     finished = _complete(h, content=content, person_code="10001")
-    waiting = _unpublished(h, content=content, person_code="20002")
+    waiting = h.enqueue(content=content, person_code="20002")
     key = h.job(finished).storage_key
     assert h.job(waiting).storage_key == key
 
     h.advance(h.rt.settings.retention_days * DAY + 1)
-    h.publisher.down = True  # keep the queued job's message out of the picture
     report = sweep(h.rt)
 
     assert report.documents_deleted == 0
@@ -605,7 +467,6 @@ def test_a_pdf_shared_with_an_unfinished_job_is_kept(h: Harness) -> None:
     assert h.job(waiting).document_deleted_at is None
 
     # the second job still uploads its PDF
-    h.publisher.down = False
     h.client.upload_answers.append(receipt("tkt-second"))
     assert upload_job(h.rt, waiting).action == "uploaded: ticket tkt-second"
     assert h.client.upload_calls[-1].path == h.store.path(key)
@@ -669,24 +530,6 @@ def test_batch_size_bounds_poll_recovery(h: Harness) -> None:
     assert sweep(h.rt, batch_size=2).recovered_polls == 1
 
 
-def test_batch_size_bounds_publishing_queued_jobs(h: Harness) -> None:
-    for _ in range(3):
-        _unpublished(h)
-
-    assert sweep(h.rt, batch_size=2).published_uploads == 2
-    assert sweep(h.rt, batch_size=2).published_uploads == 1
-    assert len(h.publisher.of("upload")) == 3
-
-
-def test_batch_size_bounds_publishing_due_polls(h: Harness) -> None:
-    for _ in range(3):
-        h.polling_job(published_at=None, next_poll_at=h.now[0])
-
-    assert sweep(h.rt, batch_size=2).published_polls == 2
-    assert sweep(h.rt, batch_size=2).published_polls == 1
-    assert len(h.publisher.of("poll")) == 3
-
-
 def test_batch_size_bounds_retention(h: Harness) -> None:
     for _ in range(3):
         _complete(h)
@@ -706,4 +549,4 @@ def test_sweep_takes_its_time_from_the_argument_when_given(
 
     assert sweep(h.rt).recovered_uploads == 0  # the clock: lease still running
     assert sweep(h.rt, now=later).recovered_uploads == 1
-    assert h.job(job_id).published_at == later
+    assert h.events(job_id)[-1].at == later

@@ -1,4 +1,7 @@
-"""`upload_job`: claim, upload, commit the ticket, schedule the first poll; or retry, or fail."""
+"""`upload_job`: claim, upload, commit the ticket, plan the first poll; or retry, or fail.
+
+A step never publishes: it records when its follow-up is due, and the dispatcher sends it
+then (`Harness.assert_dispatched_when_due`)."""
 
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def _transitions(h: Harness, job_id: str) -> list[tuple[str | None, str]]:
 # --- happy path and duplicates ------------------------------------------------------------
 
 
-def test_upload_commits_the_ticket_and_schedules_the_first_poll(h: Harness) -> None:
+def test_upload_commits_the_ticket_and_plans_the_first_poll(h: Harness) -> None:
     job_id = h.enqueue()
     h.client.upload_answers.append(receipt("tkt-42", correlation_id="corr-77"))
     now = h.now[0]
@@ -58,9 +61,9 @@ def test_upload_commits_the_ticket_and_schedules_the_first_poll(h: Harness) -> N
     assert job.lease_owner is None
     assert job.lease_expires_at is None
     assert job.next_poll_at == now + timedelta(seconds=30)
-    assert job.published_at == now
+    assert job.published_at is None
     assert job.last_error is None
-    assert h.publisher.sent == [("poll", job_id, 30.0)]
+    assert h.publisher.calls == 0, "a step never publishes"
 
     (call,) = h.client.upload_calls
     assert call.tenant_id == TENANT
@@ -81,6 +84,7 @@ def test_upload_commits_the_ticket_and_schedules_the_first_poll(h: Harness) -> N
     assert events[2].correlation_id == "corr-77"
     assert events[2].http_status == 200
     assert events[2].attempt == 1
+    h.assert_dispatched_when_due("poll", job_id, now + timedelta(seconds=30))
 
 
 def test_a_duplicate_message_for_a_polling_job_does_nothing(h: Harness) -> None:
@@ -94,7 +98,6 @@ def test_a_duplicate_message_for_a_polling_job_does_nothing(h: Harness) -> None:
     assert len(h.client.upload_calls) == 1  # only the first upload
     assert h.job(job_id) == before
     assert len(h.events(job_id)) == events_before
-    assert h.publisher.sent == []
 
 
 def test_an_unknown_job_is_skipped(h: Harness) -> None:
@@ -247,8 +250,6 @@ def test_a_transient_error_sends_the_job_back_to_the_queue_with_a_backoff(
     assert job.last_error == str(error)
     assert job.last_http_status == http_status
     assert job.last_correlation_id == correlation_id
-    assert h.publisher.sent == [("upload", job_id, expected_delay)]
-    assert job.published_at == now
     last = h.events(job_id)[-1]
     assert (last.from_state, last.to_state) == ("uploading", "queued")
     retrying = f"upload attempt 1 failed; retrying in {expected_delay:.1f}s"
@@ -260,6 +261,7 @@ def test_a_transient_error_sends_the_job_back_to_the_queue_with_a_backoff(
         assert job.uncertain_deliveries == 1
     assert last.http_status == http_status
     assert last.correlation_id == correlation_id
+    h.assert_dispatched_when_due("upload", job_id, now + timedelta(seconds=expected_delay))
 
 
 def test_the_backoff_grows_with_each_attempt_and_the_retry_then_succeeds(h: Harness) -> None:
@@ -284,12 +286,15 @@ def test_the_backoff_grows_with_each_attempt_and_the_retry_then_succeeds(h: Harn
 def test_too_many_transient_failures_fail_the_job(make_harness: Callable[..., Harness]) -> None:
     h = make_harness(retry_policy=RetryPolicy(jitter=0.0, max_attempts=3))
     job_id = h.enqueue()
-    for _ in range(3):
+    for attempt in range(1, 4):
         h.client.upload_answers.append(
             ServerError("POST -> 502", status_code=502, correlation_id="c-502")
         )
         upload_job(h.rt, job_id)
-        h.advance(60)
+        if attempt < 3:  # each retry goes out when its backoff has passed
+            not_before = h.job(job_id).not_before
+            assert not_before is not None
+            h.assert_dispatched_when_due("upload", job_id, not_before)
 
     job = h.job(job_id)
     assert job.job_state is JobState.FAILED
@@ -301,8 +306,9 @@ def test_too_many_transient_failures_fail_the_job(make_harness: Callable[..., Ha
     assert (last.from_state, last.to_state) == ("uploading", "failed")
     assert last.reason == "upload attempt 3 failed (gave up)" + DOUBT
     assert len(h.client.upload_calls) == 3
-    # two retries published, nothing after the last attempt
-    assert [kind for kind, _, _ in h.publisher.sent] == ["upload", "upload"]
+    h.advance(3600)
+    assert h.dispatch().uploads == 0, "nothing is sent after the last attempt"
+    assert h.publisher.sent == []
 
 
 # --- permanent errors ---------------------------------------------------------------------
@@ -340,7 +346,9 @@ def test_a_permanent_error_fails_the_job_at_once(h: Harness, error: YouforceErro
     assert last.reason == "upload attempt 1 failed (permanent error)"
     assert last.http_status == error.status_code
     assert last.correlation_id == error.correlation_id
-    assert h.publisher.sent == []
+    h.advance(3600)
+    h.dispatch()
+    assert h.publisher.sent == [], "a failed job is never sent again"
 
 
 def test_a_missing_stored_pdf_fails_the_job_with_a_clear_reason(h: Harness) -> None:
@@ -365,7 +373,6 @@ def test_an_upload_error_after_the_lease_was_lost_leaves_the_job_alone(h: Harnes
     def slow_failure() -> object:
         h.advance(h.rt.settings.lease_seconds + 5)
         assert sweep(h.rt).recovered_uploads == 1
-        h.publisher.clear()
         raise ServerError("503", status_code=503)
 
     h.client.upload_answers.append(slow_failure)
@@ -376,7 +383,7 @@ def test_an_upload_error_after_the_lease_was_lost_leaves_the_job_alone(h: Harnes
     assert job.job_state is JobState.QUEUED  # as the sweeper left it
     assert job.not_before is None
     assert job.last_error is None
-    assert h.publisher.sent == []
+    h.assert_dispatched_when_due("upload", job_id, h.now[0])  # due again at once
 
 
 # --- timing and publishing ----------------------------------------------------------------
@@ -397,8 +404,7 @@ def test_a_job_whose_backoff_has_not_passed_is_skipped(h: Harness) -> None:
     assert upload_job(h.rt, job_id).action.startswith("uploaded")
 
 
-def test_a_wait_longer_than_max_countdown_is_left_for_the_sweeper(h: Harness) -> None:
-    assert h.rt.settings.max_countdown == 300
+def test_a_long_wait_stays_in_the_database_until_due(h: Harness) -> None:
     job_id = h.enqueue()
     h.client.upload_answers.append(RateLimitError("429", status_code=429, retry_after=400.0))
     now = h.now[0]
@@ -408,32 +414,10 @@ def test_a_wait_longer_than_max_countdown_is_left_for_the_sweeper(h: Harness) ->
     job = h.job(job_id)
     assert job.job_state is JobState.QUEUED
     assert job.not_before == now + timedelta(seconds=400)
-    assert h.publisher.sent == []
-    assert job.published_at is None
-
-    h.advance(399)
-    assert sweep(h.rt).published_uploads == 0
-    h.advance(1)
-    assert sweep(h.rt).published_uploads == 1
-    assert h.publisher.sent == [("upload", job_id, None)]
+    h.assert_dispatched_when_due("upload", job_id, now + timedelta(seconds=400))
 
 
-def test_a_first_poll_longer_than_max_countdown_is_left_for_the_sweeper(
-    make_harness: Callable[..., Harness],
-) -> None:
-    h = make_harness(max_countdown=20)
-    job_id = h.enqueue()
-    h.client.upload_answers.append(receipt())
-
-    upload_job(h.rt, job_id)
-
-    job = h.job(job_id)
-    assert job.job_state is JobState.POLLING
-    assert job.published_at is None
-    assert h.publisher.sent == []
-
-
-def test_a_refused_publish_leaves_published_at_null(h: Harness) -> None:
+def test_a_step_needs_no_broker_for_what_follows(h: Harness) -> None:
     job_id = h.enqueue()
     h.publisher.down = True
     h.client.upload_answers.append(receipt())
@@ -443,22 +427,11 @@ def test_a_refused_publish_leaves_published_at_null(h: Harness) -> None:
     job = h.job(job_id)
     assert job.job_state is JobState.POLLING
     assert job.published_at is None
-    assert h.publisher.refused == 1
+    assert h.publisher.calls == 0
+    assert job.next_poll_at is not None
+    h.now[0] = job.next_poll_at
+    assert h.dispatch().broker_down is True
+    assert h.job(job_id).published_at is None, "refused: still the dispatcher's to send"
 
     h.publisher.down = False
-    h.advance(30)
-    assert sweep(h.rt).published_polls == 1
-    assert h.publisher.sent == [("poll", job_id, None)]
-
-
-def test_a_refused_retry_publish_leaves_published_at_null(h: Harness) -> None:
-    job_id = h.enqueue()
-    h.publisher.down = True
-    h.client.upload_answers.append(ServerError("503", status_code=503))
-
-    upload_job(h.rt, job_id)
-
-    job = h.job(job_id)
-    assert job.job_state is JobState.QUEUED
-    assert job.published_at is None
-    assert h.publisher.refused == 1
+    h.assert_dispatched_when_due("poll", job_id, job.next_poll_at)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from models import JobState, UploadJob, make_engine, migrate, session_scope
+from models import JobState, make_engine, migrate
 from scheduling.policy.poll_plan import DurationObservation
-from scheduling.poll_planner import PollPlanner, load_observations
+from scheduling.poll_planner import COLD_START_REFRESH_SECONDS, PollPlanner, load_observations
+from tests.plugins.dispatch_fixtures import add_job as add_job_row
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -45,24 +46,15 @@ def add_job(
     state: JobState = JobState.COMPLETE,
 ) -> None:
     """A job as poll_job leaves it: last seen in progress at max(still_after), done after."""
-    job = UploadJob(
-        tenant_id=tenant,
-        person_code="P1",
-        document_type="diploma",
-        description="d",
-        file_name="d.pdf",
-        original_file_name="d.pdf",
-        size_bytes=1,
-        sha256="0" * 64,
-        storage_key="k",
+    add_job_row(
+        engine,
+        tenant=tenant,
+        state=state,
         idempotency_key=f"{tenant}-{n}",
-        state=state.value,
         uploaded_at=uploaded,
         last_in_progress_at=uploaded + timedelta(seconds=max(still_after)) if still_after else None,
         finished_at=uploaded + timedelta(seconds=done_after) if done_after is not None else None,
     )
-    with session_scope(engine) as session:
-        session.add(job)
 
 
 def test_loader_reads_intervals_from_upload_last_in_progress_and_finish(engine: Engine) -> None:
@@ -121,13 +113,27 @@ def test_tenants_are_learned_separately(engine: Engine) -> None:
     assert p.delay_before_poll("fast", 0, 0.0) < 15 < 150 < p.delay_before_poll("slow", 0, 0.0)
 
 
-def test_model_is_cached_until_refresh(engine: Engine) -> None:
+def test_a_learned_model_is_cached_until_refresh(engine: Engine) -> None:
+    clock = Clock()
+    fill(engine, "A", 100.0)
+    p = planner(engine, clock)
+    assert p.model_for("A").count == 25
+    add_job(engine, "A", n=100, uploaded=T0, still_after=[], done_after=50)
+    clock.now += timedelta(seconds=59)
+    assert p.model_for("A").count == 25
+    clock.now += timedelta(seconds=1)
+    assert p.model_for("A").count == 26
+
+
+def test_a_tenant_still_learning_reloads_soon(engine: Engine) -> None:
     clock = Clock()
     p = planner(engine, clock)
     assert p.model_for("A").count == 0
     fill(engine, "A", 100.0)
-    clock.now += timedelta(seconds=59)
+    clock.now += timedelta(seconds=COLD_START_REFRESH_SECONDS - 1)
     assert p.model_for("A").count == 0
+    clock.now += timedelta(seconds=1)
+    assert p.model_for("A").count == 25
 
 
 def test_model_reloads_after_refresh_seconds(engine: Engine) -> None:

@@ -6,8 +6,8 @@
 - `upload_jobs.learner_email`, `upload_jobs.learner_employee_number`: how an LMS named a
   learner whose personCode it did not know, so an `unmatched` job can be matched later.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02 10:00:00.000000
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 import models.types
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
