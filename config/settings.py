@@ -137,7 +137,10 @@ class Settings(BaseSettings):
         1800, gt=0, description="a queued job whose message is this old is published again"
     )
     max_countdown: float = Field(
-        300, gt=0, description="longest wait kept in the broker; longer waits live in the DB"
+        300,
+        gt=0,
+        description="accepted for older env files and unused: since the dispatcher, every "
+        "wait lives in the database and no message carries a countdown",
     )
 
     connect_timeout: float = Field(5, gt=0)

@@ -39,6 +39,7 @@ __all__ = [
     "create_celery_app",
     "filesystem_queue_folder",
     "job_ids_waiting_in_filesystem_queue",
+    "ready_api_messages",
 ]
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,22 @@ def create_celery_app(settings: Settings) -> Celery:
     )
     app.yfdocs_settings = settings  # not in app.conf: Flower shows the conf
     return app
+
+
+def ready_api_messages(app: Celery) -> int | None:
+    """How many messages wait in the API queue for a worker (RabbitMQ or Redis); None when
+    the broker cannot be asked now. A message a worker has taken is not counted."""
+    try:
+        with app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, timeout=PUBLISH_TIMEOUT_SECONDS)
+            # Declared as the workers declare it (a no-op when it exists): Redis keeps no
+            # empty queue, and a passive declare would call that an error.
+            queue = app.amqp.queues[QUEUE_NAME].bind(connection.default_channel)
+            declared = queue.queue_declare()
+            return int(declared.message_count)
+    except Exception as exc:  # any transport's error: the answer is "not known now"
+        log.warning("cannot ask the broker how many messages wait: %s", exc)
+        return None
 
 
 class CeleryPublisher:

@@ -42,6 +42,7 @@ class PollStep:
     noun: ClassVar[str] = "poll"
     call_kind: ClassVar[str] = "status"
     held_state: ClassVar[JobState] = JobState.POLLING
+    due_state: ClassVar[JobState] = JobState.POLLING  # waiting for this step
 
     def claim(self, rt: WorkerRuntime, job_id: str, now: datetime) -> UploadJob | StepOutcome:
         with job_table.locked_job(rt.engine, job_id) as (_, job):

@@ -41,6 +41,7 @@ __all__ = ["in_step", "install"]
 log = logging.getLogger(__name__)
 
 _steps_running = 0  # a pool child runs one task at a time; a counter keeps nesting honest
+_main_stopping = False  # set in the main process when its warm shutdown begins
 
 
 @contextlib.contextmanager
@@ -66,7 +67,13 @@ def _on_sigterm_in_child(signum: int, frame: FrameType | None) -> None:
 def _install_child_handler(**_: Any) -> None:
     """In a new pool child: handle SIGTERM ourselves. billiard would install its own after
     this initializer (it exits at once, and at a second signal even mid-unwind), so SIGTERM
-    is taken off the list of signals it replaces, in this child only."""
+    is taken off the list of signals it replaces, in this child only.
+
+    A child the pool starts after the warm shutdown began (it replaces one that left)
+    inherits `_main_stopping` through the fork and starts as stopping: it begins no step.
+    """
+    if _main_stopping:
+        call_context.stopping.set()
     term = signal.Signals.SIGTERM.name
     billiard_common.TERMSIGS_DEFAULT.discard(term)
     billiard_common.TERMSIGS_FULL.discard(term)
@@ -74,6 +81,8 @@ def _install_child_handler(**_: Any) -> None:
 
 
 def _pass_on_to_children(**_: Any) -> None:
+    global _main_stopping
+    _main_stopping = True
     for child in billiard_process.active_children():
         pid = child.pid
         if pid is None:

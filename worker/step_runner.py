@@ -163,6 +163,7 @@ class Step(Protocol):
     runs inside the outcome's transaction, with the job row locked."""
 
     held_state: ClassVar[JobState]
+    due_state: ClassVar[JobState]  # the state a job waits in for this step
     noun: ClassVar[str]  # "upload", "poll": for the outcome's words
     call_kind: ClassVar[str]  # the ledger's kind of the step's own call: "upload", "status"
 
@@ -217,6 +218,8 @@ def run_step(rt: WorkerRuntime, step: Step, job_id: str) -> StepOutcome:
     started. A signal's SystemExit or KeyboardInterrupt is re-raised once the job is released.
     """
     claimed_at = rt.clock()
+    if call_context.stopping.is_set():
+        return _hand_back_unstarted(rt, step, job_id, claimed_at)
     claimed = step.claim(rt, job_id, claimed_at)
     if isinstance(claimed, StepOutcome):
         return claimed
@@ -247,6 +250,21 @@ def run_step(rt: WorkerRuntime, step: Step, job_id: str) -> StepOutcome:
             raise
         return outcome
     return StepOutcome(job_id, action)
+
+
+STOPPING_NOTE = "the worker was stopping and did not start this step; sent again"
+
+
+def _hand_back_unstarted(rt: WorkerRuntime, step: Step, job_id: str, now: datetime) -> StepOutcome:
+    """A message taken while the process stops (a pool child started during the warm
+    shutdown, or one taking a last message) is not started: a step begun now could be cut
+    off when the pool closes, and its job would wait for the lease. The job's publish mark
+    is cleared instead, so the dispatcher's next pass sends it to a worker that stays."""
+    handed_back = job_table.mark_for_redispatch(
+        rt.engine, job_id, state=step.due_state, now=now, note=STOPPING_NOTE
+    )
+    words = "handed back to the dispatcher" if handed_back else "nothing to hand back"
+    return StepOutcome(job_id, f"not started, the worker is stopping: {words}")
 
 
 # What the runner catches after a claim. Anything else (a process being torn down) it lets

@@ -6,7 +6,11 @@ driven by indexed queries, so its cost follows the work that is due, not the tab
 
 1. take back jobs whose lease ran out (a worker killed mid-upload or mid-poll), for the
    dispatcher to send again;
-2. on the filesystem broker, hand back to the dispatcher what a killed worker took with it;
+2. hand back to the dispatcher the due jobs whose message is gone: on the filesystem
+   broker, what a killed worker took with it (the queue folder names each job); on
+   RabbitMQ and Redis, what a broker restart or a publish into a dying connection lost
+   (seen when the API queue holds no message at all while jobs published a grace ago
+   are still unclaimed);
 3. on the filesystem broker, unbind and empty the queues of consumers that are gone (a
    killed Flower's event queue), which would otherwise collect every event for ever;
 4. delete stored PDFs of finished jobs after the retention period.
@@ -17,6 +21,7 @@ On the filesystem broker a pass lists the queue folder once, for steps 2 and 3.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -70,16 +75,54 @@ class SweepReport:
 
 
 def sweep(
-    rt: WorkerRuntime, *, now: datetime | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    rt: WorkerRuntime,
+    *,
+    now: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    ready_messages: Callable[[], int | None] | None = None,
 ) -> SweepReport:
-    """One pass of the sweeper."""
+    """One pass of the sweeper. `ready_messages` counts what waits in a real broker's API
+    queue (`worker.celery_app.ready_api_messages`); without it, lost messages on RabbitMQ
+    or Redis wait for `YFDOCS_REPUBLISH_AFTER`."""
     now = now or rt.clock()
     report = SweepReport()
     _recover_expired_leases(rt, now, batch_size, report)
     if rt.settings.uses_filesystem_broker:
         queue_folder = _QueueFolder(filesystem_queue_folder(rt.settings))
-        _redispatch_lost_messages(rt, now, batch_size, report, queue_folder)
+
+        def waiting_in_folder() -> set[str] | None:
+            files_by_queue = queue_folder.files_by_queue()
+            if files_by_queue is None:
+                return None
+            return job_ids_waiting_in_filesystem_queue(rt.settings, files_by_queue)
+
+        _redispatch_lost_messages(
+            rt,
+            now,
+            batch_size,
+            report,
+            waiting_in_folder,
+            "left the broker's queue folder",
+            " (the worker that took the message stopped)",
+        )
         _remove_abandoned_queues(rt, report, queue_folder)
+    elif ready_messages is not None:
+        count = ready_messages
+
+        def waiting_in_broker() -> set[str] | None:
+            # Only "none at all" says which messages are gone; while any wait, the
+            # workers may still take the ones we look for.
+            return set() if count() == 0 else None
+
+        _redispatch_lost_messages(
+            rt,
+            now,
+            batch_size,
+            report,
+            waiting_in_broker,
+            "is not in the broker",
+            " (the broker holds no message at all: a restart lost it)",
+        )
     _delete_expired_documents(rt, now, batch_size, report)
     lost = report.lost_uploads_redispatched or report.lost_polls_redispatched
     if report.recovered_uploads or report.recovered_polls or lost:
@@ -167,15 +210,19 @@ def _redispatch_lost_messages(
     now: datetime,
     batch_size: int,
     report: SweepReport,
-    queue_folder: _QueueFolder,
+    waiting_job_ids: Callable[[], set[str] | None],
+    where_gone: str,
+    cause: str,
 ) -> None:
-    """Hand back to the dispatcher the due jobs whose message left the filesystem broker.
+    """Hand back to the dispatcher the due jobs whose message is gone from the broker.
 
-    This transport forgets a message once a worker receives it: a worker killed holding
-    it takes it along, where RabbitMQ and Redis would deliver it again. A job that is due,
-    unclaimed and published more than a grace ago, with no file in the queue folder, has
-    lost its message; `republish_after` alone would leave it waiting half an hour. Its
-    publish mark is cleared, so the next dispatcher pass sends it again.
+    A job that is due, unclaimed and published more than a grace ago, whose message is not
+    among those waiting (`waiting_job_ids`; None when that cannot be known now), has lost
+    it: the filesystem transport forgets a message once a worker receives it, so a killed
+    worker takes it along; a broker restart can drop what was published just before.
+    `republish_after` alone would leave the job waiting half an hour. Its publish mark is
+    cleared, so the next dispatcher pass sends it again. A message that was not lost after
+    all runs a step that finds its job taken or moved on, and does nothing.
     """
     grace = lost_message_grace(rt.settings)
     settled = now - timedelta(seconds=grace)
@@ -189,16 +236,15 @@ def _redispatch_lost_messages(
     polls = candidates(JobState.POLLING)
     if not uploads and not polls:
         return
-    files_by_queue = queue_folder.files_by_queue()
-    if files_by_queue is None:
+    waiting = waiting_job_ids()
+    if waiting is None:
         return
-    waiting = job_ids_waiting_in_filesystem_queue(rt.settings, files_by_queue)
-    # A job started between the query and the listing has no file but is not lost.
+    # A job started between the query and the listing has no message but is not lost.
     uploads = candidates(JobState.QUEUED, among=set(uploads) - waiting)
     polls = candidates(JobState.POLLING, among=set(polls) - waiting)
     note = (
-        f"its message left the broker's queue folder and the job had not started {grace:g}s "
-        "after it was due (the worker that took the message stopped); sent again"
+        f"its message {where_gone} and the job had not started {grace:g}s after it was "
+        f"due{cause}; sent again"
     )
     for state, job_ids in ((JobState.QUEUED, uploads), (JobState.POLLING, polls)):
         for job_id in job_ids:

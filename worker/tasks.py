@@ -16,7 +16,7 @@ from intake.person_sync import sync_tenants, tenants_to_sync
 from messaging import POLL_TASK, SWEEP_TASK, SYNC_PERSONS_TASK, UPLOAD_TASK
 from models import make_engine, utcnow
 from worker import shutdown, sweeper
-from worker.celery_app import CeleryPublisher, create_celery_app
+from worker.celery_app import CeleryPublisher, create_celery_app, ready_api_messages
 from worker.dispatcher import DispatcherLoop
 from worker.poll_step import poll_job
 from worker.runtime import WorkerRuntime, process_owner
@@ -91,7 +91,7 @@ def register(app: Celery) -> None:
     def sweep() -> str:
         """One sweeper pass (Celery beat runs this every YFDOCS_SWEEP_INTERVAL seconds)."""
         with shutdown.in_step():
-            report = sweeper.sweep(runtime_for(app))
+            report = sweeper.sweep(runtime_for(app), ready_messages=lambda: ready_api_messages(app))
         return str(report)
 
     # -- learner mapping (the HTTP intake's persons sync) --------------------------------------

@@ -43,6 +43,7 @@ class UploadStep:
     noun: ClassVar[str] = "upload"
     call_kind: ClassVar[str] = "upload"
     held_state: ClassVar[JobState] = JobState.UPLOADING
+    due_state: ClassVar[JobState] = JobState.QUEUED  # waiting for this step
 
     def claim(self, rt: WorkerRuntime, job_id: str, now: datetime) -> UploadJob | StepOutcome:
         # Read before the claim's lock: on SQLite a second connection would wait for it.

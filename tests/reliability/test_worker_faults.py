@@ -15,8 +15,13 @@ import sys
 import pytest
 
 from models import JobState
-from tests.plugins.worker_fixtures import ServiceUnderTest
-from worker.celery_app import filesystem_queue_folder, job_ids_waiting_in_filesystem_queue
+from tests.plugins.worker_fixtures import ServiceUnderTest, purge_broker
+from worker.celery_app import (
+    create_celery_app,
+    filesystem_queue_folder,
+    job_ids_waiting_in_filesystem_queue,
+    ready_api_messages,
+)
 
 KILLABLE_BROKERS = [
     "filesystem",
@@ -115,6 +120,39 @@ def test_a_message_a_dead_worker_took_is_sent_again_long_before_republish_after(
     assert len(service.accepted_uploads()) == 1
     reasons = [event.reason for event in service.events(job_id)]
     assert any("left the broker's queue folder" in reason for reason in reasons)
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("amqp", marks=pytest.mark.rabbitmq),
+    ],
+)
+def test_a_message_a_real_broker_lost_is_sent_again_long_before_republish_after(
+    service: ServiceUnderTest,
+) -> None:
+    """A broker restart can drop a message published just before it (Redis without
+    persistence, a publish into a dying connection). The job stays queued and marked
+    published; the sweeper sees that the API queue holds no message at all while the job
+    waits unclaimed, and hands it back to the dispatcher."""
+    service.configure(YFDOCS_REPUBLISH_AFTER="3600")
+    job_id = service.enqueue()
+    sent = service.dispatch_once()
+    assert sent.returncode == 0, sent.stderr
+    app = create_celery_app(service.settings)
+    assert ready_api_messages(app) == 1
+    purge_broker(service.settings)  # the broker restarted and lost it
+    assert ready_api_messages(app) == 0
+
+    service.start_worker()
+    job = service.wait_for_end([job_id], timeout=90)[job_id]
+
+    assert job.state == "complete"
+    assert job.attempts == 1, "the lost message cost no attempt"
+    assert len(service.accepted_uploads()) == 1
+    reasons = [event.reason for event in service.events(job_id)]
+    assert any("is not in the broker" in reason for reason in reasons), reasons
 
 
 def test_storms_of_transient_errors_end_complete(service: ServiceUnderTest) -> None:

@@ -108,7 +108,9 @@ def test_an_accepted_document_creates_the_installation(
     result = embedded_cli.run("enqueue", str(pdf), "--person", "P1", "--type", "diploma")
     assert result.returncode == 0, result.stderr
     assert (embedded_cli.data_dir / "yfdocs.sqlite3").is_file()
-    assert (embedded_cli.data_dir / "broker" / "queue").is_dir()
+    assert any((embedded_cli.data_dir / "documents").rglob("*.pdf")), "the PDF is stored"
+    # The producer needs no broker (the dispatcher publishes): it creates no broker folder.
+    assert not (embedded_cli.data_dir / "broker").exists()
 
 
 @pytest.mark.parametrize(

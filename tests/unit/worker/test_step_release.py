@@ -4,7 +4,8 @@ step's API call had started (issue: jobs stuck for a whole lease, a history that
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -166,6 +167,43 @@ def test_a_stopping_worker_ends_a_slot_wait_at_once_without_an_attempt(h: Harnes
     assert job.job_state is JobState.QUEUED
     assert job.attempts == 0
     assert job.not_before == h.now[0]
+
+
+@pytest.fixture
+def stopping() -> Iterator[threading.Event]:
+    """The process's stopping flag, cleared again after the test."""
+    try:
+        yield call_context.stopping
+    finally:
+        call_context.stopping.clear()
+
+
+@pytest.mark.parametrize("kind", ["upload", "poll"])
+def test_a_stopping_process_starts_no_step_and_hands_the_job_back(
+    h: Harness, kind: str, stopping: threading.Event
+) -> None:
+    """A message taken while the worker stops is not started (the pool may close under
+    it); the dispatcher is told to send it again, and no call is made."""
+    if kind == "upload":
+        job_id, step, state = h.enqueue(), upload_job, JobState.QUEUED
+    else:
+        job_id, step, state = h.polling_job(next_poll_at=h.now[0]), poll_job, JobState.POLLING
+    h.update(job_id, published_at=h.now[0])
+    calls_before = (len(h.client.upload_calls), len(h.client.status_calls))
+    stopping.set()
+
+    outcome = step(h.rt, job_id)
+
+    job = h.job(job_id)
+    assert outcome.action == "not started, the worker is stopping: handed back to the dispatcher"
+    assert job.job_state is state
+    assert job.lease_owner is None
+    assert job.published_at is None, "the dispatcher sends it again"
+    calls_after = (len(h.client.upload_calls), len(h.client.status_calls))
+    assert calls_after == calls_before, "no call was made"
+    assert h.events(job_id)[-1].reason == (
+        "the worker was stopping and did not start this step; sent again"
+    )
 
 
 def test_the_runner_names_the_job_and_the_last_moment_to_start_a_call(h: Harness) -> None:

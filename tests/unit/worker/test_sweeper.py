@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from api_client import BadRequestError
 from config import Settings
@@ -198,6 +199,53 @@ def test_a_due_job_whose_message_a_worker_took_and_never_ran_is_sent_again(
     h.dispatch()
     assert h.publisher.sent == [("upload", lost, None)], "the waiting one's message is alive"
     assert sweep(h.rt).lost_uploads_redispatched == 0, "just sent: not judged again yet"
+
+
+@pytest.mark.parametrize(
+    ("ready", "redispatched"),
+    [(0, 1), (1, 0), (None, 0)],
+    ids=["broker-empty", "a-message-waits", "broker-unknown"],
+)
+def test_on_a_real_broker_a_job_is_lost_only_when_the_api_queue_is_empty(
+    h: Harness, ready: int | None, redispatched: int
+) -> None:
+    """RabbitMQ and Redis name no job; only a queue holding nothing at all says that an
+    unclaimed job's message is gone. While any message waits, or the broker cannot be
+    asked, nothing is judged lost."""
+    h.rt.settings.broker_url = SecretStr("redis://127.0.0.1:6379/0")
+    assert not h.rt.settings.uses_filesystem_broker
+    grace = lost_message_grace(h.rt.settings)
+    job_id = h.enqueue()
+    h.update(job_id, published_at=h.now[0] - timedelta(seconds=grace + 1))
+    just_sent = h.enqueue()
+    h.update(just_sent, published_at=h.now[0] - timedelta(seconds=1))
+    asked: list[int] = []
+
+    def ready_messages() -> int | None:
+        asked.append(1)
+        return ready
+
+    report = sweep(h.rt, ready_messages=ready_messages)
+
+    assert asked, "the broker was asked"
+    assert report.lost_uploads_redispatched == redispatched
+    assert (h.job(job_id).published_at is None) is bool(redispatched)
+    assert h.job(just_sent).published_at is not None, "within its grace: not judged"
+    if redispatched:
+        assert h.events(job_id)[-1].reason == (
+            f"its message is not in the broker and the job had not started {grace:g}s after "
+            "it was due (the broker holds no message at all: a restart lost it); sent again"
+        )
+
+
+def test_on_a_real_broker_nothing_is_asked_while_no_job_could_be_lost(h: Harness) -> None:
+    h.rt.settings.broker_url = SecretStr("redis://127.0.0.1:6379/0")
+    h.enqueue()  # never published: the dispatcher's, not the sweeper's
+
+    def ready_messages() -> int | None:
+        raise AssertionError("asked the broker with nothing to judge")
+
+    assert sweep(h.rt, ready_messages=ready_messages) == SweepReport()
 
 
 def test_a_taken_message_counts_as_lost_only_a_grace_after_its_job_is_due(h: Harness) -> None:
