@@ -156,6 +156,37 @@ class Settings(BaseSettings):
     token_refresh_margin: float = Field(300, ge=0)
     status_number_map: str = "0:InProgress,1:Complete,2:Failed,3:Rejected"
 
+    # -- the HTTP intake (`yfdocs intake`) and learner mapping (`yfdocs sync-persons`) ----
+    persons_sync_interval: float = Field(
+        43200,
+        gt=0,
+        description="seconds between the beat's persons syncs for learner mapping; each sync "
+        "of a tenant costs a call (a page) and, when no upload holds one, a token",
+    )
+    xapi_certificate_usage_type: str = Field(
+        "http://id.tincanapi.com/attachment/certificate-of-completion",
+        description="the xAPI attachment usageType that marks a statement's certificate",
+    )
+    canvas_jwks_url: str | None = Field(
+        None,
+        description="where Canvas publishes the keys that sign Live Events (https); signed "
+        "course_completed events are checked against it",
+    )
+    canvas_certificate_url: str | None = Field(
+        None,
+        description="the certificate of a Canvas completion, as a URL template with "
+        "{course_id}, {user_id}, {user_sis_id}, {user_login} or {course_sis_id}",
+    )
+    intake_fetch_timeout: float = Field(
+        15, gt=0, description="longest time one certificate download may take, redirects included"
+    )
+    intake_fetch_ca_bundle: Path | None = Field(
+        None, description="CA certificates for certificate downloads (default: certifi's)"
+    )
+    intake_max_connections: int = Field(
+        64, ge=1, description="connections the intake serves at once; more are answered 503"
+    )
+
     flower_user: str = "admin"
     flower_password: SecretStr | None = Field(
         None,
@@ -186,9 +217,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _endpoints_are_safe(self) -> Settings:
-        # The client secret and the bearer token travel to these: refused at start, in one
-        # line, when they would cross a network in clear.
-        for name, url in (("YFDOCS_API_URL", self.api_url), ("YFDOCS_TOKEN_URL", self.token_url)):
+        # The client secret and the bearer token travel to these, and Canvas's signing keys
+        # come from the JWKS URL: refused at start, in one line, when they would cross a
+        # network in clear.
+        endpoints = [("YFDOCS_API_URL", self.api_url), ("YFDOCS_TOKEN_URL", self.token_url)]
+        if self.canvas_jwks_url is not None:
+            endpoints.append(("YFDOCS_CANVAS_JWKS_URL", self.canvas_jwks_url))
+        for name, url in endpoints:
             try:
                 check_endpoint_url(url, plain_http_hosts=self.plain_http_host_names)
             except ValueError as exc:

@@ -13,7 +13,10 @@ one line and exit 2, the intake can answer 422, and nothing half-done is left be
     │   ├── InvalidValidFrom      (not a real YYYY-MM-DD date)
     │   ├── InvalidDescription    (empty, too long, control characters)
     │   ├── InvalidTenant         (missing, or not letters and digits)
-    │   └── InvalidIdempotencyKey (empty, too long, control characters)
+    │   ├── InvalidIdempotencyKey (empty, too long, control characters)
+    │   ├── InvalidEmail          (a learner's e-mail address that is not one)
+    │   ├── InvalidEmployeeNumber (a learner's employee number that is no personCode)
+    │   └── NoLearner             (neither a personCode nor an e-mail or employee number)
     └── IdempotencyConflict       (in `intake.producer`: a key reused for other content)
 
 A file name is never refused: one that breaks the API's rules is sanitised, and the
@@ -51,11 +54,14 @@ __all__ = [
     "FileTooLarge",
     "InvalidDescription",
     "InvalidDocumentType",
+    "InvalidEmail",
+    "InvalidEmployeeNumber",
     "InvalidIdempotencyKey",
     "InvalidPdf",
     "InvalidPersonCode",
     "InvalidTenant",
     "InvalidValidFrom",
+    "NoLearner",
     "PdfFacts",
     "ValidationError",
     "active_content",
@@ -67,6 +73,8 @@ __all__ = [
     "validate_caller_key",
     "validate_description",
     "validate_document_type",
+    "validate_email",
+    "validate_employee_number",
     "validate_person_code",
     "validate_tenant_id",
     "validate_valid_from",
@@ -76,6 +84,7 @@ MAX_DESCRIPTION_LENGTH = 255
 MAX_FILE_NAME_LENGTH = 128
 MAX_ORIGINAL_FILE_NAME_LENGTH = 1024
 MAX_CALLER_KEY_LENGTH = 200
+MAX_EMAIL_LENGTH = 254
 PDF_MAGIC = b"%PDF-"
 EOF_MARKER = b"%%EOF"
 # A stream may inflate to this many times the largest file accepted (object streams of
@@ -89,6 +98,9 @@ _PERSON_CODE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _TENANT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _REVISION_PART = re.compile(rb"\d+\s+\d+\s+obj\b|\b(?:xref|trailer|startxref)\b")
+# Deliberately plain: one @, a dot in the domain, no spaces or brackets. Mapping only ever
+# compares it with the addresses Youforce holds; it is never sent anywhere.
+_EMAIL = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]+")
 _FILE_NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9 _\-.,$()]")
 _RUNS_OF_UNDERSCORES = re.compile(r"_{2,}")
 
@@ -138,6 +150,18 @@ class InvalidTenant(ValidationError):
 
 class InvalidIdempotencyKey(ValidationError):
     """The caller's key is empty, too long, or carries control characters."""
+
+
+class InvalidEmail(ValidationError):
+    """A learner's e-mail address that is not an address."""
+
+
+class InvalidEmployeeNumber(ValidationError):
+    """A learner's employee number that could not be a personCode."""
+
+
+class NoLearner(ValidationError):
+    """The request names nobody: no personCode, no e-mail address, no employee number."""
 
 
 @dataclass(frozen=True)
@@ -411,7 +435,9 @@ def sanitise_file_name(name: str) -> FileName:
     Directories are dropped, accents folded (`é` -> `e`), anything else becomes `_`, the
     extension is `.pdf` in lower case and the whole is at most 128 characters.
     """
-    original = name[:MAX_ORIGINAL_FILE_NAME_LENGTH]
+    # NUL is the one character a database (PostgreSQL) cannot store; an upload's name can
+    # carry it, a file on disk never does.
+    original = name.replace("\x00", "")[:MAX_ORIGINAL_FILE_NAME_LENGTH]
     base = PureWindowsPath(PurePosixPath(name).name).name
     folded = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
     cleaned = _RUNS_OF_UNDERSCORES.sub("_", _FILE_NAME_FORBIDDEN.sub("_", folded)).strip(" ")
@@ -441,6 +467,30 @@ def validate_person_code(value: str) -> str:
             "person_code",
             f"invalid personCode {value!r}: use 1-32 letters, digits, '-', '_' or '.' "
             "(and not '.' or '..')",
+        )
+    return value
+
+
+def validate_email(value: str) -> str:
+    """A learner's address, lower-cased, without a `mailto:` prefix (xAPI's `mbox`)."""
+    text = value.strip() if isinstance(value, str) else ""
+    if text.lower().startswith("mailto:"):
+        text = text[len("mailto:") :]
+    if (
+        len(text) > MAX_EMAIL_LENGTH
+        or not _EMAIL.fullmatch(text)
+        or any(unicodedata.category(character) == "Cc" for character in text)
+    ):
+        raise InvalidEmail("email", f"invalid e-mail address {value!r:.80}")
+    return text.lower()
+
+
+def validate_employee_number(value: str) -> str:
+    """An employee number, which mapping compares with the personCodes Youforce holds."""
+    if not isinstance(value, str) or not _PERSON_CODE.fullmatch(value) or value in {".", ".."}:
+        raise InvalidEmployeeNumber(
+            "employee_number",
+            f"invalid employee number {value!r:.80}: use 1-32 letters, digits, '-', '_' or '.'",
         )
     return value
 

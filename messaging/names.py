@@ -13,6 +13,7 @@ __all__ = [
     "POLL_TASK",
     "QUEUE_NAME",
     "SWEEP_TASK",
+    "SYNC_PERSONS_TASK",
     "TASK_QUEUE_NAMES",
     "UPLOAD_TASK",
     "job_id_of_task",
@@ -22,6 +23,7 @@ __all__ = [
 UPLOAD_TASK = "yfdocs.upload_document"
 POLL_TASK = "yfdocs.poll_ticket"
 SWEEP_TASK = "yfdocs.sweep"
+SYNC_PERSONS_TASK = "yfdocs.sync_persons"
 # API work (uploads and polls) and housekeeping (sweeps, dispatch passes) travel apart, so
 # that housekeeping never waits behind a queue of uploads.
 QUEUE_NAME = "yfdocs"

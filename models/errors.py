@@ -3,21 +3,33 @@
 Every exception yfdocs raises on purpose derives from `YfdocsError` and carries the
 `Decision` the service takes when it meets it: the step runner (`worker.step_runner`) turns
 it into a change of the job, the CLI into an exit status, the HTTP intake into a status
-code. The classes live in the room that raises them; the whole tree is drawn here.
+code (`intake.http.errors.status_for`: refuse is a 4xx, anything else a 503). The classes
+live in the room that raises them; the whole tree is drawn here.
 
     YfdocsError                       decision   where
     ├── EnqueueRejected               refuse     intake.validation (field, message)
-    │   ├── ValidationError                      (InvalidPdf, FileTooLarge, InvalidPersonCode, ...)
-    │   └── IdempotencyConflict                  intake.producer
+    │   ├── ValidationError                      (InvalidPdf, FileTooLarge, InvalidPersonCode,
+    │   │   │                                     InvalidEmail, NoLearner, ...)
+    │   │   ├── NoCertificate                    intake.events (no PDF, no certificate_url)
+    │   │   └── CertificateUrlRefused            intake.certificate_fetch (host, address,
+    │   │                                        redirects, size, the server's 4xx)
+    │   ├── IdempotencyConflict                  intake.producer
+    │   ├── CallerNotAuthenticated               intake.callers (key, signature, secret: 401)
+    │   ├── TenantNotPermitted                   intake.callers (a tenant not the key's: 403)
+    │   └── MalformedDelivery                    intake.events (a body not in its format: 400)
     ├── JobNotRetryable               refuse     intake.producer (`yfdocs retry` of a live job)
     ├── SchemaNotReady                refuse     models.db (run `yfdocs migrate`)
     ├── NoInstallation                refuse     yfdocs.installation (no database where told)
     ├── MissingCredentials            refuse     worker.runtime (no client id or secret)
+    ├── InvalidKeyOption              refuse     intake.callers (`yfdocs intake keys add`)
+    ├── IntakeKeyExists               refuse     models.intake_keys (a name in use)
     ├── CallDeferred                  defer      scheduling.governor (.until: no attempt spent)
     │   ├── QuotaExhausted                       the day's API calls are spent
     │   ├── TokenBudgetExhausted                 the month's token requests are spent
     │   ├── SlotWaitTimeout                      no call slot within the wait budget
     │   └── TokenWaitTimeout                     scheduling.token_cache: another process fetches
+    ├── CertificateUnavailable        retry      intake.certificate_fetch (timeout, 5xx: 503)
+    ├── CanvasKeysUnavailable         retry      intake.sources.canvas (JWKS unreachable: 503)
     ├── DocumentUnavailable           fail       intake.storage (the stored PDF cannot be read)
     │   ├── StorageKeyError                      a key the store never handed out
     │   └── DocumentMissing                      gone from its store (any backend)

@@ -3,9 +3,10 @@
 As procrastinate's `manager.py` does for its jobs, this module holds every read and write of
 a job row that the service makes: the producer's insert and its look-ups by key and by
 content, the steps' claims under a lease and the recording of their outcomes, the sweeper's
-scans for what is due, the scheduling rules' counts, the metrics' counts, and the views'
-listings. Other rooms call these functions; none of them builds a query on these tables
-itself, so an index, a lock or a state rule is read and changed in one place.
+scans for what is due, the scheduling rules' counts, the metrics' counts, the views'
+listings, and the matching of `unmatched` jobs once their learner is known. Other rooms
+call these functions; none of them builds a query on these tables itself, so an index, a
+lock or a state rule is read and changed in one place.
 
 Changes of state go through `models.history` (`change_state`, `record_note`), which writes
 the event row with every change: no transition without its line in the history.
@@ -14,7 +15,7 @@ the event row with every change: no transition without its line in the history.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +65,8 @@ __all__ = [
     "lost_message_candidates",
     "mark_for_redispatch",
     "mark_published",
+    "match_unmatched_job",
+    "note_unmatched_reason",
     "oldest_waiting_since",
     "peek_queued_priority",
     "peek_state",
@@ -74,9 +77,11 @@ __all__ = [
     "step_outcome_counts",
     "stored_document_in_use",
     "stored_document_keys",
+    "tenants_with_unmatched_jobs",
     "ticket_duration_histogram",
     "unclaimed_in_broker",
     "unmark_published",
+    "unmatched_jobs",
     "waiting_work",
 ]
 
@@ -108,12 +113,26 @@ def find_by_idempotency_key(engine: Engine, key: str) -> UploadJob | None:
         return session.exec(select(UploadJob).where(col(UploadJob.idempotency_key) == key)).first()
 
 
+# An `unmatched` job has no personCode yet (""): the learner as its event named them
+# (e-mail, employee number) stands in for it in the job's content.
+UnmatchedLearner = tuple[str | None, str | None]
+
+
 def find_same_content(
-    engine: Engine, *, tenant_id: str, person_code: str, document_type: str, sha256: str
+    engine: Engine,
+    *,
+    tenant_id: str,
+    person_code: str,
+    document_type: str,
+    sha256: str,
+    learner: UnmatchedLearner | None = None,
 ) -> UploadJob | None:
-    """The oldest job for this content (tenant, personCode, type and PDF), under any key."""
+    """The oldest job for this content (tenant, personCode, type and PDF), under any key;
+    with `learner`, the oldest `unmatched` one for that learner."""
     with Session(engine, expire_on_commit=False) as session:
-        return session.exec(_same_content(tenant_id, person_code, document_type, sha256)).first()
+        return session.exec(
+            _same_content(tenant_id, person_code, document_type, sha256, learner)
+        ).first()
 
 
 def insert_job_unless_same_content(
@@ -131,13 +150,15 @@ def insert_job_unless_same_content(
     written then.
     """
     content = (job.tenant_id, job.person_code, job.document_type, job.sha256)
+    learner = _unmatched_learner(job)
+    lock_material = content if learner is None else (*content, *(part or "" for part in learner))
     with session_scope(engine) as session:
         if engine.dialect.name == "postgresql":
             session.execute(
                 text("SELECT pg_advisory_xact_lock(:space, :key)"),
-                {"space": CONTENT_LOCK_SPACE, "key": _content_lock_key(content)},
+                {"space": CONTENT_LOCK_SPACE, "key": _content_lock_key(lock_material)},
             )
-        existing = session.exec(_same_content(*content)).first()
+        existing = session.exec(_same_content(*content, learner)).first()
         if existing is not None:
             if existing.idempotency_key != job.idempotency_key:
                 record_note(session, existing, reason=again, now=now)
@@ -152,20 +173,33 @@ def insert_job_unless_same_content(
 CONTENT_LOCK_SPACE = 0x79666463  # the first key of the two-key advisory locks on content
 
 
+def _unmatched_learner(job: UploadJob) -> UnmatchedLearner | None:
+    if job.job_state is not JobState.UNMATCHED:
+        return None
+    return (job.learner_email, job.learner_employee_number)
+
+
 def _same_content(
-    tenant_id: str, person_code: str, document_type: str, sha256: str
+    tenant_id: str,
+    person_code: str,
+    document_type: str,
+    sha256: str,
+    learner: UnmatchedLearner | None = None,
 ) -> SelectOfScalar[UploadJob]:
-    return (
-        select(UploadJob)
-        .where(
-            col(UploadJob.tenant_id) == tenant_id,
-            col(UploadJob.person_code) == person_code,
-            col(UploadJob.document_type) == document_type,
-            col(UploadJob.sha256) == sha256,
-        )
-        .order_by(col(UploadJob.created_at), col(UploadJob.id))
-        .limit(1)
+    statement = select(UploadJob).where(
+        col(UploadJob.tenant_id) == tenant_id,
+        col(UploadJob.person_code) == person_code,
+        col(UploadJob.document_type) == document_type,
+        col(UploadJob.sha256) == sha256,
     )
+    if learner is not None:
+        email, employee_number = learner
+        statement = statement.where(
+            col(UploadJob.state) == JobState.UNMATCHED.value,
+            col(UploadJob.learner_email).is_not_distinct_from(email),
+            col(UploadJob.learner_employee_number).is_not_distinct_from(employee_number),
+        )
+    return statement.order_by(col(UploadJob.created_at), col(UploadJob.id)).limit(1)
 
 
 def _content_lock_key(content: tuple[str, ...]) -> int:
@@ -881,11 +915,22 @@ def ticket_duration_histogram(engine: Engine, bounds: Sequence[float]) -> Durati
 # -- views -------------------------------------------------------------------------------------
 
 
-def list_jobs(engine: Engine, *, state: JobState | None = None, limit: int = 50) -> list[UploadJob]:
-    """The newest jobs first, optionally in one state."""
+def list_jobs(
+    engine: Engine,
+    *,
+    state: JobState | None = None,
+    limit: int = 50,
+    tenants: Collection[str] | None = None,
+    updated_since: datetime | None = None,
+) -> list[UploadJob]:
+    """The newest jobs first, optionally in one state, of some tenants, changed since."""
     statement = select(UploadJob)
     if state is not None:
         statement = statement.where(col(UploadJob.state) == state.value)
+    if tenants is not None:
+        statement = statement.where(col(UploadJob.tenant_id).in_(list(tenants)))
+    if updated_since is not None:
+        statement = statement.where(col(UploadJob.updated_at) >= updated_since)
     statement = statement.order_by(col(UploadJob.created_at).desc(), col(UploadJob.id)).limit(limit)
     with Session(engine, expire_on_commit=False) as session:
         return list(session.exec(statement).all())
@@ -928,3 +973,62 @@ def jobs_by_ids(engine: Engine, job_ids: Sequence[str]) -> dict[str, UploadJob]:
     with Session(engine, expire_on_commit=False) as session:
         rows = session.exec(select(UploadJob).where(col(UploadJob.id).in_(list(job_ids))))
         return {job.id: job for job in rows}
+
+
+# -- learner mapping ---------------------------------------------------------------------------
+
+
+def unmatched_jobs(
+    engine: Engine, tenant_id: str, *, limit: int, after: UploadJob | None = None
+) -> list[UploadJob]:
+    """The tenant's jobs waiting for their learner to be known, oldest first; with `after`,
+    those that come after that job (the next batch)."""
+    statement = select(UploadJob).where(
+        col(UploadJob.state) == JobState.UNMATCHED.value, col(UploadJob.tenant_id) == tenant_id
+    )
+    if after is not None:
+        statement = statement.where(
+            or_(
+                col(UploadJob.created_at) > after.created_at,
+                and_(col(UploadJob.created_at) == after.created_at, col(UploadJob.id) > after.id),
+            )
+        )
+    statement = statement.order_by(col(UploadJob.created_at), col(UploadJob.id)).limit(limit)
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.exec(statement).all())
+
+
+def tenants_with_unmatched_jobs(engine: Engine) -> set[str]:
+    """Every tenant that has a job waiting for its learner."""
+    with Session(engine) as session:
+        return set(
+            session.exec(
+                select(UploadJob.tenant_id)
+                .where(col(UploadJob.state) == JobState.UNMATCHED.value)
+                .distinct()
+            ).all()
+        )
+
+
+def match_unmatched_job(
+    engine: Engine, job_id: str, person_code: str, *, reason: str, now: datetime
+) -> UploadJob | None:
+    """Give a waiting job its personCode and queue it (with its event); None when the job
+    is no longer unmatched (another sync matched it first)."""
+    with locked_job(engine, job_id) as (session, job):
+        if job is None or job.job_state is not JobState.UNMATCHED:
+            return None
+        job.person_code = person_code
+        job.published_at = None
+        change_state(session, job, JobState.QUEUED, reason=reason, now=now)
+        return job
+
+
+def note_unmatched_reason(engine: Engine, job_id: str, reason: str, *, now: datetime) -> bool:
+    """Record a new reason why a job still waits (e.g. now two persons share its address);
+    False, and nothing written, when the reason is unchanged or the job moved on."""
+    with locked_job(engine, job_id) as (session, job):
+        if job is None or job.job_state is not JobState.UNMATCHED or job.last_error == reason:
+            return False
+        record_note(session, job, reason=reason, error=reason, now=now)
+        return True

@@ -1,6 +1,7 @@
 """The tables: upload jobs, their audit trail, the fleet's token cache, API call ledger, the
 rate governor's slots and pacing state, stored PDFs and the fleet's choice of document store,
-and the workers' heartbeats.
+the workers' heartbeats, the HTTP intake's callers, and the persons that learner mapping
+reads.
 
 The database is the record. A Celery message carries only a job id; everything a worker
 needs, and everything an operator asks months later, is here.
@@ -34,7 +35,11 @@ __all__ = [
     "DocumentStoreState",
     "GovernorSlot",
     "GovernorState",
+    "IntakeKey",
     "JobEvent",
+    "Person",
+    "PersonEmail",
+    "PersonSync",
     "TokenCacheEntry",
     "TokenGrant",
     "UploadJob",
@@ -74,6 +79,10 @@ class UploadJob(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     storage_key: str = Field(max_length=255)
     source: str = Field(default="cli", max_length=32)
+    # How an LMS named the learner when it did not know the personCode: kept so that an
+    # `unmatched` job (person_code still empty) can be matched again after a persons sync.
+    learner_email: str | None = Field(default=None, max_length=320)
+    learner_employee_number: str | None = Field(default=None, max_length=64)
     priority: int = Field(default=int(Priority.LIVE))
     idempotency_key: str = Field(max_length=255, unique=True)
 
@@ -246,6 +255,73 @@ class DocumentStoreState(SQLModel, table=True):
     move_target: str | None = Field(default=None, max_length=1024)
     changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     reason: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class IntakeKey(SQLModel, table=True):
+    """One LMS caller of the HTTP intake: its key, the tenants it may deliver to, and what
+    its formats need (a webhook signing secret, a static secret header, fetch hosts, the
+    Canvas root accounts whose signed events it takes).
+
+    The key itself is never stored, only its SHA-256 (a key has 256 random bits, so a fast
+    hash is as good as a slow one); `key_id` is its public first part, which finds the row.
+    The static secret is stored as a digest too. The webhook secret is kept as given,
+    because checking an HMAC needs it: this table is as sensitive as `token_cache`.
+    """
+
+    __tablename__ = "intake_keys"
+
+    name: str = Field(primary_key=True, max_length=64)
+    key_id: str = Field(max_length=32, unique=True)
+    key_sha256: str = Field(max_length=64)
+    tenants: str = Field(sa_column=Column(Text, nullable=False))  # a JSON list
+    fetch_hosts: str = Field(sa_column=Column(Text, nullable=False))  # a JSON list
+    # Canvas root accounts (`root_account_uuid`) whose signed events this caller takes.
+    canvas_accounts: str = Field(sa_column=Column(Text, nullable=False))  # a JSON list
+    webhook_secret: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    static_secret_sha256: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Person(SQLModel, table=True):
+    """A person of one tenant as Youforce's `persons` reader last gave it: enough to turn
+    the e-mail address or employee number an LMS knows into the personCode uploads need."""
+
+    __tablename__ = "persons"
+    __table_args__ = (Index("ix_persons_tenant_person_code", "tenant_id", "person_code"),)
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    person_id: str = Field(primary_key=True, max_length=64)
+    person_code: str = Field(max_length=64)
+    changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class PersonEmail(SQLModel, table=True):
+    """One e-mail address of a person (Business, or Private where the scope gives it),
+    lower-cased: the index learner mapping looks addresses up in."""
+
+    __tablename__ = "person_emails"
+    __table_args__ = (
+        Index("ix_person_emails_tenant_address", "tenant_id", "address"),
+        Index("ix_person_emails_tenant_person", "tenant_id", "person_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(max_length=64)
+    person_id: str = Field(max_length=64)
+    address: str = Field(max_length=320)
+    kind: str = Field(max_length=32)
+
+
+class PersonSync(SQLModel, table=True):
+    """Where a tenant's persons sync stands: the next delta asks for changes after
+    `changed_after` (None: a full read)."""
+
+    __tablename__ = "person_syncs"
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    changed_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class TokenGrant(SQLModel, table=True):

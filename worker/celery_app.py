@@ -24,6 +24,7 @@ from messaging import (
     POLL_TASK,
     QUEUE_NAME,
     SWEEP_TASK,
+    SYNC_PERSONS_TASK,
     TASK_QUEUE_NAMES,
     UPLOAD_TASK,
     PublishError,
@@ -165,6 +166,11 @@ def create_celery_app(settings: Settings) -> Celery:
                 "task": SWEEP_TASK,
                 "schedule": settings.sweep_interval,
                 "options": {"expires": max(60.0, 4 * settings.sweep_interval)},
+            },
+            # Learner mapping for the HTTP intake (`intake.person_sync`).
+            "yfdocs-sync-persons": {
+                "task": SYNC_PERSONS_TASK,
+                "schedule": settings.persons_sync_interval,
             },
         },
     )

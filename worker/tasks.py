@@ -12,7 +12,8 @@ import os
 from celery import Celery, signals
 
 from config import Settings
-from messaging import POLL_TASK, SWEEP_TASK, UPLOAD_TASK
+from intake.person_sync import sync_tenants, tenants_to_sync
+from messaging import POLL_TASK, SWEEP_TASK, SYNC_PERSONS_TASK, UPLOAD_TASK
 from models import make_engine, utcnow
 from worker import shutdown, sweeper
 from worker.celery_app import CeleryPublisher, create_celery_app, ready_api_messages
@@ -93,3 +94,18 @@ def register(app: Celery) -> None:
         with shutdown.in_step():
             report = sweeper.sweep(runtime_for(app), ready_messages=lambda: ready_api_messages(app))
         return str(report)
+
+    # -- learner mapping (the HTTP intake's persons sync) --------------------------------------
+
+    @app.task(name=SYNC_PERSONS_TASK, ignore_result=True, expires=600)  # type: ignore[untyped-decorator]
+    def sync_persons() -> str:
+        """Pull persons for learner mapping and queue the jobs that now match, for the
+        dispatcher to send (beat runs this every YFDOCS_PERSONS_SYNC_INTERVAL); its calls go
+        through the fleet's governor and token windows."""
+        with shutdown.in_step():
+            runtime = runtime_for(app)
+            tenants = tenants_to_sync(runtime.engine)
+            outcomes = sync_tenants(
+                runtime.engine, runtime.client, tenants, settings=runtime.settings
+            )
+        return "; ".join(str(outcome) for outcome in outcomes) or "persons sync: no tenants"

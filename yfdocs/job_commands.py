@@ -26,6 +26,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from api_client import DocumentType
 from config import Settings
+from intake.job_json import event_to_dict, job_to_dict
 from intake.producer import (
     EnqueueRequest,
     EnqueueResult,
@@ -40,7 +41,7 @@ from models import JobState, Priority, utcnow
 from models.jobs import find_job, job_events, list_jobs
 from yfdocs.fleet_view import fleet_summary, render_fleet
 from yfdocs.installation import open_database
-from yfdocs.job_views import event_to_dict, job_to_dict, render_job_detail, render_jobs_table
+from yfdocs.job_views import render_job_detail, render_jobs_table
 from yfdocs.refusals import EXIT_REFUSED, is_refusal, refuse
 from yfdocs.terminal_text import user_text
 

@@ -1,25 +1,25 @@
-"""How jobs are shown: the JSON objects of `yfdocs status --json`, and the rich tables.
+"""How jobs are shown in a terminal: the rich tables of `yfdocs status`.
 
-One place for both, so the CLI, the demo and the intake's answers agree on field names.
-The shape of `job_to_dict` is a public interface (DESIGN.md, `yfdocs status --json`).
-Every value a table shows from a job goes through `user_text`: what users and the API
-wrote is shown as written, never as markup or terminal control.
+The JSON shapes (`yfdocs status --json`, the HTTP intake's answers) live in
+`intake.job_json`, so the CLI and the intake agree on field names; the detail view shows
+the same fields. Every value a table shows from a job goes through `user_text`: what users
+and the API wrote is shown as written, never as markup or terminal control.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from models import JobEvent, JobState, Priority, UploadJob
+from intake.job_json import job_to_dict
+from models import JobEvent, JobState, UploadJob
 from yfdocs.terminal_text import user_text
 
-__all__ = ["event_to_dict", "job_to_dict", "render_job_detail", "render_jobs_table"]
+__all__ = ["render_job_detail", "render_jobs_table"]
 
 _STATE_STYLES = {
     JobState.QUEUED.value: "cyan",
@@ -30,68 +30,6 @@ _STATE_STYLES = {
     JobState.EXPIRED.value: "red",
     JobState.UNMATCHED.value: "yellow",
 }
-
-
-def _iso(value: datetime | date | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return value.isoformat()
-
-
-def _priority_name(value: int) -> str:
-    try:
-        return Priority(value).name.lower()
-    except ValueError:
-        return str(value)
-
-
-def job_to_dict(job: UploadJob) -> dict[str, Any]:
-    """A job as JSON: the fields DESIGN.md promises first, then what helps an operator."""
-    return {
-        "id": job.id,
-        "state": job.state,
-        "tenant_id": job.tenant_id,
-        "person_code": job.person_code,
-        "document_type": job.document_type,
-        "ticket_id": job.ticket_id,
-        "attempts": job.attempts,
-        "error": job.last_error,
-        "created_at": _iso(job.created_at),
-        "updated_at": _iso(job.updated_at),
-        "description": job.description,
-        "valid_from": _iso(job.valid_from),
-        "file_name": job.file_name,
-        "original_file_name": job.original_file_name,
-        "size_bytes": job.size_bytes,
-        "sha256": job.sha256,
-        "priority": _priority_name(job.priority),
-        "source": job.source,
-        "idempotency_key": job.idempotency_key,
-        "poll_count": job.poll_count,
-        # Attempts whose upload may have reached Youforce although no ticket came back.
-        "uncertain_deliveries": job.uncertain_deliveries,
-        "last_http_status": job.last_http_status,
-        "last_correlation_id": job.last_correlation_id,
-        "published_at": _iso(job.published_at),
-        "uploaded_at": _iso(job.uploaded_at),
-        "next_poll_at": _iso(job.next_poll_at),
-        "finished_at": _iso(job.finished_at),
-    }
-
-
-def event_to_dict(event: JobEvent) -> dict[str, Any]:
-    """One line of a job's history as JSON."""
-    return {
-        "at": _iso(event.at),
-        "from_state": event.from_state,
-        "to_state": event.to_state,
-        "reason": event.reason,
-        "attempt": event.attempt,
-        "http_status": event.http_status,
-        "correlation_id": event.correlation_id,
-    }
 
 
 def _state_text(state: str) -> Text:

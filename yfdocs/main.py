@@ -68,6 +68,7 @@ def _read_settings() -> Settings:
 def _register_commands() -> None:
     from yfdocs import (
         document_commands,
+        intake_commands,
         job_commands,
         monitoring_commands,
         recovery_commands,
@@ -80,6 +81,7 @@ def _register_commands() -> None:
         service_commands,
         monitoring_commands,
         document_commands,
+        intake_commands,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

@@ -29,6 +29,10 @@ __all__ = [
 
 POSTGRES_ENV = "YFDOCS_TEST_POSTGRES_URL"
 TABLES_CHILD_FIRST = (
+    "person_emails",
+    "persons",
+    "person_syncs",
+    "intake_keys",
     "job_events",
     "upload_jobs",
     "token_cache",

@@ -11,7 +11,7 @@
   Flower runs.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-02 09:00:00.000000
 """
 
@@ -23,7 +23,7 @@ from alembic import op
 import models.types
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -25,6 +25,10 @@ EXPECTED_TABLES = {
     "token_grants",
     "dispatcher_lease",
     "worker_heartbeats",
+    "intake_keys",
+    "persons",
+    "person_emails",
+    "person_syncs",
     "alembic_version",
 }
 EXPECTED_JOB_INDEXES = {

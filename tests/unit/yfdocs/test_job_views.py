@@ -7,11 +7,12 @@ import json
 import pytest
 from rich.console import Console
 
+from intake.job_json import event_to_dict, job_to_dict
 from intake.producer import EnqueueRequest
 from models.jobs import AmbiguousJobId, JobNotFound, find_job, job_events, list_jobs
 from tests.pdf_samples import make_pdf
 from tests.plugins.producer_fixtures import Producer
-from yfdocs.job_views import event_to_dict, job_to_dict, render_job_detail, render_jobs_table
+from yfdocs.job_views import render_job_detail, render_jobs_table
 
 REQUIRED = {
     "id",
