@@ -12,15 +12,15 @@ It runs with Compose v1 (`docker-compose`) and, where YFDOCS_TEST_COMPOSE_V2_CON
 a Docker config folder holding the v2 plugin (scripts/docker/start-engine.sh makes one),
 with Compose v2. Without a Docker engine it fails in CI and skips elsewhere.
 
-Documents go in through the CLI for now (`send_document`, `job_states`); once the HTTP
-intake exists these two become its `POST /v1/documents` and `GET /v1/jobs`.
+Documents go in through the HTTP intake as an LMS sends them (`POST /v1/documents`, with a
+caller key made by `yfdocs intake keys add` in the intake's container), and their states
+come back from its `GET /v1/jobs`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -51,7 +51,17 @@ LOCAL_IMAGES = {
     "YFDOCS_POSTGRES_IMAGE": "yfdocs-postgres:15",
     "YFDOCS_RABBITMQ_IMAGE": "yfdocs-rabbitmq:3-management",
 }
-LONG_RUNNING = ("postgres", "rabbitmq", "sandbox", "worker", "beat", "flower")
+LONG_RUNNING = (
+    "postgres",
+    "rabbitmq",
+    "sandbox",
+    "worker",
+    "beat",
+    "dispatcher",
+    "flower",
+    "intake",
+)
+TENANT = "4028868"
 PERSON = "191166"
 WORKERS = 2
 DOCUMENTS_PER_WAVE = 6
@@ -137,6 +147,8 @@ class Stack:
     folder: Path
     project: str = field(default_factory=lambda: f"yfdocs-test-{uuid.uuid4().hex[:10]}")
     sandbox_port: int = field(default_factory=free_port)
+    intake_port: int = field(default_factory=free_port)
+    intake_key: str = ""
     sent: dict[str, str] = field(default_factory=dict)  # job id -> the PDF's SHA-256
     timings: dict[str, float] = field(default_factory=dict)
     pending_at_restart: dict[str, int] = field(default_factory=dict)
@@ -162,10 +174,11 @@ class Stack:
             "YFDOCS_PLAIN_HTTP_HOSTS": "sandbox",
             "YFDOCS_CLIENT_ID": "sandbox-client",
             "YFDOCS_CLIENT_SECRET": "sandbox-secret",
-            "YFDOCS_TENANT_ID": "4028868",
+            "YFDOCS_TENANT_ID": TENANT,
             # Published on loopback, on ports free now: several stacks may run at once.
             "YFDOCS_SANDBOX_HOST_PORT": str(self.sandbox_port),
             "YFDOCS_FLOWER_HOST_PORT": str(free_port()),
+            "YFDOCS_INTAKE_HOST_PORT": str(self.intake_port),
             "YFDOCS_RABBITMQ_UI_HOST_PORT": str(free_port()),
             "YFDOCS_HEALTHCHECK_INTERVAL": "5s",
             # The simulator enforces the real limits on its faster clock; yfdocs is told the
@@ -264,30 +277,69 @@ class Stack:
         self.compose("down", "-v", "--remove-orphans", "-t", "20", timeout=180)
 
 
-def send_document(stack: Stack, content: bytes, name: str, index: int) -> str:
-    """Enqueue one PDF for PERSON through a worker container's CLI; returns the job id.
-
-    To become `POST /v1/documents` on the intake once it exists.
-    """
-    script = (
-        f"cat > /tmp/{name} && yfdocs enqueue /tmp/{name} --person {PERSON} "
-        "--type certificate --json"
-    )
+def add_intake_key(stack: Stack) -> None:
+    """A caller key for the test's LMS, made in the intake's container (shown once, on the
+    last line of stdout)."""
     out = stack.compose(
-        "exec", "-T", f"--index={index}", "worker", "sh", "-c", script, timeout=60, stdin=content
+        "exec",
+        "-T",
+        "intake",
+        "yfdocs",
+        "intake",
+        "keys",
+        "add",
+        "--name",
+        "ci-lms",
+        "--tenant",
+        TENANT,
+        timeout=60,
     )
-    job = json.loads(out[out.index("{") :])
-    job_id = str(job["id"])
+    stack.intake_key = out.strip().splitlines()[-1]
+
+
+def intake(stack: Stack, method: str, path: str, **kwargs: Any) -> requests.Response:
+    return requests.request(
+        method,
+        f"http://127.0.0.1:{stack.intake_port}{path}",
+        headers={"Authorization": f"Bearer {stack.intake_key}"},
+        timeout=30,
+        **kwargs,
+    )
+
+
+def send_document(stack: Stack, content: bytes, name: str) -> str:
+    """POST one PDF for PERSON to the intake, as an LMS does; returns the job id. A 503 (a
+    service restarting) is sent again with the same event id, as an LMS retries."""
+    event_id = f"event-{name}"
+    deadline = time.monotonic() + 120
+    while True:
+        answer = intake(
+            stack,
+            "POST",
+            "/v1/documents",
+            data={
+                "tenant_id": TENANT,
+                "person_code": PERSON,
+                "document_type": "certificate",
+                "event_id": event_id,
+            },
+            files={"file": (name, content, "application/pdf")},
+        )
+        if answer.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert answer.status_code == 202, (answer.status_code, answer.text)
+    job_id = str(answer.json()["id"])
     stack.sent[job_id] = hashlib.sha256(content).hexdigest()
     return job_id
 
 
 def job_states(stack: Stack) -> dict[str, str]:
-    """Every job's state, by id. To become `GET /v1/jobs` on the intake once it exists."""
-    out = stack.compose(
-        "exec", "-T", "worker", "yfdocs", "status", "--json", "--limit=1000", timeout=60
-    )
-    return {str(job["id"]): str(job["state"]) for job in json.loads(out[out.index("[") :])}
+    """Every job's state, by id, from the intake's `GET /v1/jobs`."""
+    answer = intake(stack, "GET", "/v1/jobs", params={"limit": 500})
+    if answer.status_code != 200:
+        raise AssertionError(f"GET /v1/jobs answered {answer.status_code}: {answer.text}")
+    return {str(job["id"]): str(job["state"]) for job in answer.json()}
 
 
 def send_wave(stack: Stack, wave: str) -> None:
@@ -295,7 +347,7 @@ def send_wave(stack: Stack, wave: str) -> None:
 
     def send(number: int) -> str:
         content = render_text_pdf(f"Certificate {wave}-{number}", [uuid.uuid4().hex])
-        return send_document(stack, content, f"{wave}-{number}.pdf", index=1 + number % WORKERS)
+        return send_document(stack, content, f"{wave}-{number}.pdf")
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         list(pool.map(send, range(DOCUMENTS_PER_WAVE)))
@@ -305,7 +357,8 @@ def wait_until_all_complete(stack: Stack, timeout: float) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     states: dict[str, str] = {}
     while time.monotonic() < deadline:
-        with contextlib.suppress(AssertionError):  # the CLI may hit a restarting service
+        # The intake may answer 503 while a service restarts, or not at all for a moment.
+        with contextlib.suppress(AssertionError, requests.RequestException):
             states = job_states(stack)
             if all(states.get(job_id) in TERMINAL_STATES for job_id in stack.sent):
                 return states
@@ -350,6 +403,7 @@ def test_documents_arrive_exactly_once_across_broker_and_database_restarts(stack
         with stack.timed("healthy"):
             stack.wait_until_healthy(timeout=240)
         assert stack.migrate_exit_code() == 0
+        add_intake_key(stack)
 
         with stack.timed("restart rabbitmq"):
             send_wave(stack, "before-broker-restart")

@@ -33,7 +33,7 @@ LONG_RUNNING = {
     "sandbox",
 }
 # Services in the file that `up` leaves out until their profile is asked for.
-OPT_IN = {"redis": "redis", "sandbox": "sandbox", "intake": "intake", "metrics": "metrics"}
+OPT_IN = {"redis": "redis", "sandbox": "sandbox", "metrics": "metrics"}
 ENV_NAMES = [
     "YFDOCS_DATABASE_URL",
     "YFDOCS_BROKER_URL",
