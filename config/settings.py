@@ -203,8 +203,8 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9808, description="`yfdocs metrics`' port")
     metrics_token: SecretStr | None = Field(
         None,
-        description="a bearer token `yfdocs metrics` requires of every scrape (none: no check, "
-        "and then keep it on loopback)",
+        description="a bearer token `yfdocs metrics` and the intake's /metrics require of "
+        "every scrape (none: no check, and then only this machine may scrape)",
     )
     log_format: Literal["text", "json"] = Field(
         "text", description="log lines as plain text, or one JSON object a line"

@@ -6,11 +6,13 @@
     registry = metrics_registry(engine, settings, process_metrics=True)   # once, at start
     body, content_type = render(registry, request.headers.get("accept"))  # per request
 
-`render` speaks the text format, or OpenMetrics when the scraper asks for it.
+`render` speaks the text format, or OpenMetrics when the scraper asks for it;
+`bearer_token_matches` is the check of `YFDOCS_METRICS_TOKEN` a server makes first.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from datetime import datetime
 
@@ -23,7 +25,7 @@ from models import utcnow
 from monitoring.collector import FleetCollector
 from monitoring.process_metrics import INTAKE_REQUESTS
 
-__all__ = ["metrics_registry", "render"]
+__all__ = ["bearer_token_matches", "metrics_registry", "render"]
 
 
 def metrics_registry(
@@ -46,3 +48,14 @@ def render(registry: CollectorRegistry, accept: str | None = None) -> tuple[byte
     """The exposition of `registry` and its content type, in the format `accept` asks for."""
     encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type
+
+
+def bearer_token_matches(authorization: str | None, token: str | None) -> bool:
+    """Whether an `Authorization` header carries `Bearer <token>`, compared in constant
+    time; always true when no token is configured (`None` or empty)."""
+    if not token:
+        return True
+    scheme, _, offered = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        offered.strip().encode(), token.encode()
+    )

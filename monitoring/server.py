@@ -8,7 +8,6 @@ but loopback. Every scrape queries the database, so requests are served one thre
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +15,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from monitoring.exposition import render
+from monitoring.exposition import bearer_token_matches, render
 
 __all__ = ["MetricsServer", "is_loopback"]
 
@@ -67,13 +66,7 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         self._answer(200, body, content_type)
 
     def _authorised(self) -> bool:
-        token = self.server.token
-        if not token:
-            return True
-        scheme, _, offered = (self.headers.get("Authorization") or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            offered.strip().encode(), token.encode()
-        )
+        return bearer_token_matches(self.headers.get("Authorization"), self.server.token)
 
     def _answer(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)

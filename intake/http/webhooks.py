@@ -33,7 +33,7 @@ from intake.callers import (
 )
 from intake.events import Ignored, IntakeServices, MalformedDelivery, accept_event
 from intake.http.auth import services_of, xapi_caller
-from intake.http.responses import accepted, ignored
+from intake.http.responses import OUTCOME_HEADER, accepted, duplicate, ignored
 from intake.sources import canvas, moodle, standard_webhooks, xapi
 
 __all__ = ["JSON_BODY_LIMIT", "router"]
@@ -72,9 +72,7 @@ def _standard(
     result = accept_event(event, caller, services)
     if not result.created:
         # A resend (same webhook-id): never processed twice, answered 2xx so it stops.
-        return JSONResponse(
-            {"duplicate": True, "id": result.job.id, "state": result.job.state}, status_code=200
-        )
+        return duplicate(result)
     return accepted(result)
 
 
@@ -114,6 +112,7 @@ def _xapi(
     )
     statement_ids: list[str] = []
     job_ids: list[str] = []
+    created: list[bool] = []
     for statement, event in zip(parsed.statements, events, strict=True):
         statement_id = statement.get("id")
         if isinstance(event, Ignored):
@@ -122,11 +121,13 @@ def _xapi(
         result = accept_event(event, caller, services)
         statement_ids.append(str(statement_id or event.event_key))
         job_ids.append(result.job.id)
-    return JSONResponse(
-        statement_ids,
-        status_code=200,
-        headers={"X-Experience-API-Version": XAPI_VERSION, "X-Yfdocs-Job-Ids": ",".join(job_ids)},
-    )
+        created.append(result.created)
+    headers = {"X-Experience-API-Version": XAPI_VERSION, "X-Yfdocs-Job-Ids": ",".join(job_ids)}
+    if created:
+        # One request, one outcome: a new job if any statement made one, else a duplicate;
+        # statements that were all ignored declare none (as `ignored`).
+        headers[OUTCOME_HEADER] = "accepted" if any(created) else "duplicate"
+    return JSONResponse(statement_ids, status_code=200, headers=headers)
 
 
 @router.post(
