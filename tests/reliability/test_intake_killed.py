@@ -8,21 +8,30 @@ import hashlib
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import requests
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from models import UploadJob
+from models.tables import DocumentBlob
 from tests.pdf_samples import make_pdf
 from tests.plugins.cli_fixtures import TENANT, Cli
 from tests.plugins.intake_fixtures import IntakeProcess
 
 
-def stored_files(cli: Cli) -> list[Path]:
+def stored_documents(cli: Cli) -> dict[str, bytes]:
+    """Every stored PDF, whole or not, by name, in the store the fleet uses: files under
+    the data dir (staging included) on SQLite, rows of `document_blobs` on PostgreSQL."""
+    if cli.engine.dialect.name == "postgresql":
+        with Session(cli.engine) as session:
+            return {
+                f"{blob.storage_key.rsplit('/', 1)[-1]}": blob.content
+                for blob in session.exec(select(DocumentBlob))
+            }
     root = cli.store_dir
-    return sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
+    files = sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
+    return {path.name: path.read_bytes() for path in files}
 
 
 def test_a_kill_mid_body_keeps_what_was_answered_and_stores_nothing_half(
@@ -70,10 +79,10 @@ def test_a_kill_mid_body_keeps_what_was_answered_and_stores_nothing_half(
         assert session.exec(select(func.count()).select_from(UploadJob)).one() == 1
     (kept,) = jobs
     assert kept.id == answered.json()["id"]
-    files = stored_files(cli)
-    assert [path.name for path in files] == [f"{kept.sha256}.pdf"]  # nothing in .staging
-    assert hashlib.sha256(files[0].read_bytes()).hexdigest() == kept.sha256
-    assert files[0].read_bytes() == answered_pdf
+    stored = stored_documents(cli)
+    assert list(stored) == [f"{kept.sha256}.pdf"]  # nothing staged, nothing half
+    assert hashlib.sha256(stored[f"{kept.sha256}.pdf"]).hexdigest() == kept.sha256
+    assert stored[f"{kept.sha256}.pdf"] == answered_pdf
 
     restarted = intake_process()
     again = requests.get(
