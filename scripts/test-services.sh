@@ -69,8 +69,14 @@ for _ in $(seq 1 120); do
 done
 [ "$pg_ready" = yes ] || { log "PostgreSQL did not accept connections on port $pg_port"; false; }
 psql_admin() { runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -p "$pg_port" "$@"; }
+# The test role's password is a secret like any other to the log masking, which replaces
+# it wherever it appears: it must not be a word the logs use ("yfdocs" would mask the
+# service's own name in every line).
+pg_password=ci-only-pg-password
 if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname='yfdocs'")" ]; then
-  psql_admin -c "CREATE ROLE yfdocs LOGIN PASSWORD 'yfdocs' CREATEDB" >&2
+  psql_admin -c "CREATE ROLE yfdocs LOGIN PASSWORD '$pg_password' CREATEDB" >&2
+else
+  psql_admin -c "ALTER ROLE yfdocs PASSWORD '$pg_password'" >&2
 fi
 if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname='yfdocs_test'")" ]; then
   psql_admin -c "CREATE DATABASE yfdocs_test OWNER yfdocs" >&2
@@ -133,7 +139,7 @@ done
 [ "$management_ready" = yes ] || { log "RabbitMQ's management API did not answer on 127.0.0.1:15672"; false; }
 
 cat <<ENV
-export YFDOCS_TEST_POSTGRES_URL=postgresql+psycopg://yfdocs:yfdocs@127.0.0.1:${pg_port}/yfdocs_test
+export YFDOCS_TEST_POSTGRES_URL=postgresql+psycopg://yfdocs:${pg_password}@127.0.0.1:${pg_port}/yfdocs_test
 export YFDOCS_TEST_REDIS_URL=redis://127.0.0.1:6379/0
 export YFDOCS_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672//
 export YFDOCS_TEST_RABBITMQ_API_URL=http://guest:guest@127.0.0.1:15672/api/
