@@ -20,11 +20,13 @@ is harmless; an outcome that arrives after the job's lease was taken back is not
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlmodel import Session
 
 from api_client import (
@@ -241,12 +243,7 @@ def run_step(rt: WorkerRuntime, step: Step, job_id: str) -> StepOutcome:
             raise
         return outcome
     try:
-        prepared = step.prepare(rt, claimed)
-        now = rt.clock()
-        with job_table.locked_job(rt.engine, job_id) as (session, job):
-            found_in = job.job_state if job is not None else None
-            action = step.record(rt, session, job, answer, prepared, now)
-            moved_to = _moved_to(job, found_in)
+        action, moved_to = _record_answer(rt, step, claimed, answer, claimed_at)
     except RELEASED_ON as exc:
         verdict = replace(
             _released(exc),
@@ -265,6 +262,46 @@ def _moved_to(job: UploadJob | None, found_in: JobState | None) -> JobState | No
     if job is None or job.job_state is found_in:
         return None
     return job.job_state
+
+
+# A database that went away while an answer is in hand (a restart, a failover): the answer
+# is recorded as soon as it is back, within the step's time budget. Releasing the job
+# instead would lose the answer (an upload's ticket: the document would be sent twice).
+RECORD_RETRY_ON = (OperationalError, InterfaceError, DisconnectionError)
+RECORD_RETRY_PAUSE_SECONDS = 1.0
+
+
+def _record_answer(
+    rt: WorkerRuntime, step: Step, claimed: UploadJob, answer: Any, claimed_at: datetime
+) -> tuple[str, JobState | None]:
+    """Record a successful call's answer (the action, and the state it moved the job to),
+    trying again while the database is unreachable until the step's soft time limit is
+    near; then the last error goes to the caller."""
+    deadline = _record_deadline(rt, claimed_at)
+    while True:
+        try:
+            prepared = step.prepare(rt, claimed)
+            with job_table.locked_job(rt.engine, claimed.id) as (session, job):
+                found_in = job.job_state if job is not None else None
+                action = step.record(rt, session, job, answer, prepared, rt.clock())
+                return action, _moved_to(job, found_in)
+        except RECORD_RETRY_ON as exc:
+            if time.monotonic() + RECORD_RETRY_PAUSE_SECONDS >= deadline:
+                raise
+            log.warning(
+                "%s %s: recording its answer failed (%s); trying again",
+                step.noun,
+                claimed.id,
+                _cause(exc),
+            )
+            time.sleep(RECORD_RETRY_PAUSE_SECONDS)
+
+
+def _record_deadline(rt: WorkerRuntime, claimed_at: datetime) -> float:
+    """The last monotonic moment to try recording: a pause before the soft time limit."""
+    elapsed = (rt.clock() - claimed_at).total_seconds()
+    budget = rt.settings.time_budgets.soft_time_limit - elapsed - RECORD_RETRY_PAUSE_SECONDS
+    return time.monotonic() + max(0.0, budget)
 
 
 STOPPING_NOTE = "the worker was stopping and did not start this step; sent again"

@@ -5,8 +5,10 @@ step's API call had started (issue: jobs stuck for a whole lease, a history that
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -232,3 +234,65 @@ def test_a_slot_wait_past_the_steps_time_defers(h: Harness) -> None:
     job = h.job(job_id)
     assert job.poll_count == 0
     assert job.next_poll_at == later
+
+
+def _database_gone_for(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
+    """Recording the upload's answer fails `failures` times as a database restart makes it
+    fail; returns one entry per try."""
+    from worker import step_runner
+    from worker.upload_step import UploadStep
+
+    real = UploadStep.record
+    tries: list[int] = []
+
+    def record(self: UploadStep, *args: Any, **kwargs: Any) -> str:
+        tries.append(1)
+        if len(tries) <= failures:
+            raise OperationalError("UPDATE upload_jobs", {}, Exception("the database restarts"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(UploadStep, "record", record)
+    monkeypatch.setattr(step_runner, "RECORD_RETRY_PAUSE_SECONDS", 0.01)
+    return tries
+
+
+def test_an_answer_in_hand_is_recorded_once_the_database_is_back(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload the API accepted while the database restarts keeps its ticket: releasing
+    the job instead would send the document a second time."""
+    job_id = h.enqueue()
+    h.client.upload_answers.append(receipt())
+    tries = _database_gone_for(monkeypatch, failures=3)
+
+    outcome = upload_job(h.rt, job_id)
+
+    assert outcome.action.startswith("uploaded"), outcome.action
+    assert len(tries) == 4
+    job = h.job(job_id)
+    assert job.job_state is JobState.POLLING
+    assert job.ticket_id is not None
+    assert job.uncertain_deliveries == 0
+    assert len(h.client.upload_calls) == 1
+
+
+def test_a_database_gone_past_the_step_budget_releases_the_job_saying_it_may_have_arrived(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker import step_runner
+
+    job_id = h.enqueue()
+    h.client.upload_answers.append(receipt())
+    tries = _database_gone_for(monkeypatch, failures=10_000)
+    monkeypatch.setattr(
+        step_runner, "_record_deadline", lambda rt, claimed_at: time.monotonic() + 0.1
+    )
+
+    outcome = upload_job(h.rt, job_id)
+
+    assert 1 < len(tries) < 10_000, "tried again, then gave up at the deadline"
+    assert "recording it failed" in outcome.action
+    job = h.job(job_id)
+    assert job.job_state is JobState.QUEUED
+    assert job.uncertain_deliveries == 1
+    assert "may have arrived" in h.events(job_id)[-1].reason
