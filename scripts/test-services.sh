@@ -78,6 +78,8 @@ if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname='yfdocs'")" ]; 
 else
   psql_admin -c "ALTER ROLE yfdocs PASSWORD '$pg_password'" >&2
 fi
+# Tests drop their databases WITH (FORCE); ending an autovacuum worker in one needs this.
+psql_admin -c "GRANT pg_signal_backend TO yfdocs" >&2
 if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname='yfdocs_test'")" ]; then
   psql_admin -c "CREATE DATABASE yfdocs_test OWNER yfdocs" >&2
 fi

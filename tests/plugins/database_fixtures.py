@@ -8,6 +8,7 @@ the test fails in CI (a missing service is a failure, not a skip) and skips loca
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ProgrammingError
 
 from models import make_engine, migrate
 
@@ -71,13 +73,26 @@ def create_postgres_database(server_url: str, prefix: str = "yfdocs_t") -> str:
 
 
 def drop_postgres_database(server_url: str, database_url: str) -> None:
+    """Drop a test database, ending its connections. An autovacuum worker that happens to
+    be in it cannot be ended by a role without pg_signal_backend (test-services.sh grants
+    it); it leaves within moments, so the drop is tried again a few times."""
     name = make_url(database_url).database
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for attempt in range(DROP_ATTEMPTS):
+            try:
+                with admin.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                return
+            except ProgrammingError:
+                if attempt == DROP_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5)
     finally:
         admin.dispose()
+
+
+DROP_ATTEMPTS = 5
 
 
 def wipe_tables(engine: Engine) -> None:
