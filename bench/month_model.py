@@ -282,6 +282,19 @@ class _Budgets:
         self.spent_at: float | None = None
         self.without_quota = 0
 
+    def record(self, documents: list[Document], *, ended_at: float, expired: int = 0) -> RunRecord:
+        """What the run spent, with its documents, for `bench.month` to reduce."""
+        return RunRecord(
+            documents=documents,
+            calls_by_day=self.calls_by_day,
+            tokens_by_window=self.tokens_by_window,
+            tokens_refused=self.refused,
+            budget_spent_at=self.spent_at,
+            tokens_without_quota=self.without_quota,
+            expired=expired,
+            ended_at=ended_at,
+        )
+
     def day_end(self, now: float) -> float:
         return (math.floor(now / DAY) + 1) * DAY
 
@@ -526,15 +539,8 @@ class YfdocsFleet:
             if self._dispatch(now):
                 continue
             now = self._next_wake(now)
-        return RunRecord(
-            documents=self.documents,
-            calls_by_day=self.budgets.calls_by_day,
-            tokens_by_window=self.budgets.tokens_by_window,
-            tokens_refused=self.budgets.refused,
-            budget_spent_at=self.budgets.spent_at,
-            tokens_without_quota=self.budgets.without_quota,
-            expired=self.expired,
-            ended_at=min(now, self.horizon),
+        return self.budgets.record(
+            self.documents, ended_at=min(now, self.horizon), expired=self.expired
         )
 
     def _advance(self, now: float) -> None:
@@ -965,15 +971,7 @@ class NaiveLoop:
                 if document.live:
                     live_pending -= 1
             heapq.heappush(wakes, (wake, thread))
-        return RunRecord(
-            documents=self.documents,
-            calls_by_day=self.budgets.calls_by_day,
-            tokens_by_window=self.budgets.tokens_by_window,
-            tokens_refused=self.budgets.refused,
-            budget_spent_at=self.budgets.spent_at,
-            tokens_without_quota=self.budgets.without_quota,
-            ended_at=min(now, self.horizon),
-        )
+        return self.budgets.record(self.documents, ended_at=min(now, self.horizon))
 
     def _step(self, document: Document, now: float) -> tuple[float, bool]:
         """The thread's next call for its document: (when it acts next, whether done)."""

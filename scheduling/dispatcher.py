@@ -127,8 +127,10 @@ def plan_dispatch(
         and not (candidate.work is not WorkClass.POLL and candidate.tenant_id in closing)
     ]
     credit = _load_fair_share(engine)
+    before = dict(credit)
     plan.chosen = choose_work(eligible, room, settings.tenant_weight_map, credit=credit)
-    _save_fair_share(engine, credit)
+    if credit != before:  # most passes of an idle fleet change nothing: no write
+        _save_fair_share(engine, credit)
     return plan
 
 
