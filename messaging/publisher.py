@@ -18,9 +18,11 @@ class PublishError(YfdocsError):
 class JobPublisher(Protocol):
     """Sends a job id to the workers; raises `PublishError` when the broker refuses.
 
-    The message carries the job id and nothing else: the database is the record.
+    The message carries the job id and nothing else: the database is the record, and it
+    also holds every wait. A message is sent only when its work can start now, so it
+    never carries a countdown.
     """
 
-    def publish_upload(self, job_id: str, countdown: float | None = None) -> None: ...
+    def publish_upload(self, job_id: str) -> None: ...
 
-    def publish_poll(self, job_id: str, countdown: float | None = None) -> None: ...
+    def publish_poll(self, job_id: str) -> None: ...

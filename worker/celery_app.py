@@ -86,7 +86,6 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.1,
         }
     if settings.resolved_broker_url.startswith(("redis://", "rediss://")):
-        # Longer than any countdown we ever set (long waits live in the database).
         # Longer than any task runs; no message waits for a countdown (the dispatcher
         # publishes work only when it is due).
         return {"visibility_timeout": 3600}
@@ -101,7 +100,9 @@ def _task_exchange_and_queue_arguments(
     A RabbitMQ quorum queue must be declared as one (Celery then turns off global QoS,
     which quorum queues refuse), and Celery delays countdown tasks in the broker itself
     (native delayed delivery) only for a topic exchange; with a direct one every countdown
-    would be held in a worker's memory, taking a prefetch slot until it is due.
+    would be held in a worker's memory, taking a prefetch slot until it is due. yfdocs
+    itself sends no countdown any more, but the exchange stays a topic one: RabbitMQ
+    refuses to declare an existing exchange again with another type.
     """
     if settings.broker_queue_type == "quorum" and settings.uses_amqp_broker:
         topic = Exchange(QUEUE_NAME, type="topic")  # type: ignore[no-untyped-call]
@@ -200,19 +201,18 @@ class CeleryPublisher:
     def __init__(self, app: Celery) -> None:
         self._app = app
 
-    def publish_upload(self, job_id: str, countdown: float | None = None) -> None:
-        self._send(UPLOAD_TASK, job_id, countdown=countdown)
+    def publish_upload(self, job_id: str) -> None:
+        self._send(UPLOAD_TASK, job_id)
 
-    def publish_poll(self, job_id: str, countdown: float | None = None) -> None:
-        self._send(POLL_TASK, job_id, countdown=countdown)
+    def publish_poll(self, job_id: str) -> None:
+        self._send(POLL_TASK, job_id)
 
-    def _send(self, task_name: str, job_id: str, countdown: float | None) -> None:
+    def _send(self, task_name: str, job_id: str) -> None:
         try:
             self._app.send_task(
                 task_name,
                 args=[job_id],
                 task_id=task_id_for_job(job_id),
-                countdown=countdown,
                 retry=False,
                 queue=QUEUE_NAME,
             )

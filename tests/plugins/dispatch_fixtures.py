@@ -173,7 +173,7 @@ class Fleet:
             job.published_at = None
 
     def published_ids(self) -> list[str]:
-        return [job_id for _, job_id, _ in self.publisher.sent]
+        return [job_id for _, job_id in self.publisher.sent]
 
     def token_requests(self) -> int:
         table = ApiCall.__table__  # type: ignore[attr-defined]

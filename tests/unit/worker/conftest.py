@@ -232,10 +232,10 @@ class Harness:
             assert self.publisher.sent == [], f"{kind} published a second before it was due"
         self.now[0] = due_at
         self.dispatch()
-        assert self.publisher.sent == [(kind, job_id, None)]
+        assert self.publisher.sent == [(kind, job_id)]
         assert self.job(job_id).published_at == due_at
         self.dispatch()
-        assert self.publisher.sent == [(kind, job_id, None)], "published twice"
+        assert self.publisher.sent == [(kind, job_id)], "published twice"
         self.publisher.clear()
 
     def job(self, job_id: str) -> UploadJob:

@@ -95,9 +95,9 @@ def test_a_worker_with_new_credentials_releases_the_held_jobs(
     assert "new credentials" in h.events(held_upload)[-1].reason
     assert DatabaseTokenCache(h.engine, owner="test").refusal(KEY) is None
     h.dispatch()
-    assert sorted(h.publisher.sent) == sorted(
-        [("upload", held_upload, None), ("poll", held_poll, None)]
-    ), "the released jobs go at once; the other one keeps waiting"
+    assert sorted(h.publisher.sent) == sorted([("upload", held_upload), ("poll", held_poll)]), (
+        "the released jobs go at once; the other one keeps waiting"
+    )
 
 
 def test_the_same_credentials_release_nothing(make_harness: Callable[..., Harness]) -> None:

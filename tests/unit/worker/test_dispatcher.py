@@ -51,9 +51,9 @@ def test_a_pass_publishes_the_chosen_work_in_order_and_marks_it(fleet: Fleet) ->
     assert report == DispatchReport(room=4, uploads=2, polls=1)
     assert str(report) == "dispatch: room=4, uploads=2, polls=1"
     assert fleet.publisher.sent == [
-        ("poll", poll, None),
-        ("upload", live, None),
-        ("upload", backfill, None),
+        ("poll", poll),
+        ("upload", live),
+        ("upload", backfill),
     ]
     for job_id in (poll, live, backfill):
         assert fleet.job(job_id).published_at == NOW

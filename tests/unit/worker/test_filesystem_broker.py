@@ -119,7 +119,7 @@ def test_a_message_file_enters_the_queue_folder_only_when_complete(
 def test_a_published_jobs_file_names_its_job_and_kombu_still_reads_it(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, _env_file=None)
     job_id = str(uuid.uuid4())
-    CeleryPublisher(create_celery_app(settings)).publish_upload(job_id, countdown=30)
+    CeleryPublisher(create_celery_app(settings)).publish_upload(job_id)
 
     names = [path.name for path in filesystem_queue_folder(settings).iterdir()]
     assert len(names) == 1

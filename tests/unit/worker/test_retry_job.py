@@ -104,7 +104,7 @@ def test_a_retry_needs_no_broker_and_goes_out_when_the_broker_is_back(h: Harness
     assert h.job(job_id).published_at is None
     h.publisher.down = False
     assert h.dispatch().uploads == 1
-    assert h.publisher.sent == [("upload", job_id, None)]
+    assert h.publisher.sent == [("upload", job_id)]
 
 
 def test_a_complete_job_cannot_be_retried(h: Harness) -> None:

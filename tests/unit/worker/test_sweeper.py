@@ -197,7 +197,7 @@ def test_a_due_job_whose_message_a_worker_took_and_never_ran_is_sent_again(
     assert "lost_uploads_redispatched=1" in str(report)
 
     h.dispatch()
-    assert h.publisher.sent == [("upload", lost, None)], "the waiting one's message is alive"
+    assert h.publisher.sent == [("upload", lost)], "the waiting one's message is alive"
     assert sweep(h.rt).lost_uploads_redispatched == 0, "just sent: not judged again yet"
 
 
@@ -316,7 +316,7 @@ def test_a_poll_whose_message_a_worker_took_and_never_ran_is_sent_again(
     assert h.job(held_until_due).published_at == overdue
 
     h.dispatch()
-    assert h.publisher.sent == [("poll", lost, None)]
+    assert h.publisher.sent == [("poll", lost)]
     assert h.job(lost).published_at == now
     h.client.status_answers.append(status("Complete"))
     assert poll_job(h.rt, lost).action == "complete"
