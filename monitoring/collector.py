@@ -7,7 +7,8 @@ record for every process of the fleet, does: `FleetCollector` queries it when Pr
 scrapes (a handful of aggregate queries, no rows fetched), so every exporter of a fleet
 reports the same numbers and one of them is enough.
 
-What it exports (names follow celery-exporter where it has one: `celery_worker_up`):
+What it exports (names follow celery-exporter where it has one: `celery_worker_up`,
+`celery_task_succeeded_total`, `celery_task_failed_total`):
 
 - jobs: `yfdocs_jobs{state,tenant}` (every state for each tenant); the age of the oldest
   undelivered job, `yfdocs_oldest_waiting_job_age_seconds{priority="live|backfill"}` (0
@@ -15,7 +16,12 @@ What it exports (names follow celery-exporter where it has one: `celery_worker_u
   from the upload to the poll that saw `Complete`;
 - steps, from the job history: `yfdocs_uploads_total{outcome}` (uploaded, retried,
   deferred, failed) and `yfdocs_polls_total{outcome}` (complete, failed, expired,
-  in_progress, check_failed, deferred);
+  in_progress, check_failed, deferred), and the same steps as celery-exporter counts
+  their tasks, `celery_task_succeeded_total{name}` and `celery_task_failed_total{name}`
+  (a step whose job ended `failed` or `expired` ends its task as FAILURE). Counted from
+  the record, they hold for the whole fleet and survive restarts, but carry no
+  `hostname` label; a duplicated message that finds its job moved on records nothing
+  and is not counted;
 - the ledger: `yfdocs_api_calls_total{kind,status}` (completed calls; status 2xx, 4xx,
   429, 5xx, ..., or none when no answer came), `yfdocs_api_rate_limited_total{limit}`
   (spike, parallel, quota, unnamed);
@@ -57,6 +63,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import Settings
+from messaging import POLL_TASK, UPLOAD_TASK
 from models import Priority, utcnow
 from models import jobs as job_table
 from models import workers as worker_table
@@ -72,6 +79,11 @@ log = logging.getLogger(__name__)
 # Seconds from upload to `Complete`: the API says up to hours, most take a minute or two.
 TICKET_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0)
 RATE_LIMITS = ("spike", "parallel", "quota")
+
+# The step outcomes that end the task as FAILURE (the job ended `failed` or `expired`);
+# every other recorded outcome ends it as SUCCESS (`worker.task_results.report`).
+STEP_TASKS = {"upload": UPLOAD_TASK, "poll": POLL_TASK}
+FAILED_TASK_OUTCOMES = frozenset({("upload", "failed"), ("poll", "failed"), ("poll", "expired")})
 
 
 def status_class(status_code: int | None) -> str:
@@ -152,9 +164,29 @@ class FleetCollector(Collector):
                 labels=["outcome"],
             ),
         }
+        tasks = {
+            False: CounterMetricFamily(
+                "celery_task_succeeded",
+                "Upload and poll tasks that ended SUCCESS, from the job history",
+                labels=["name"],
+            ),
+            True: CounterMetricFamily(
+                "celery_task_failed",
+                "Upload and poll tasks that ended FAILURE (the job failed or expired), "
+                "from the job history",
+                labels=["name"],
+            ),
+        }
+        by_task: dict[tuple[bool, str], int] = {
+            (failed, task): 0 for failed in (False, True) for task in STEP_TASKS.values()
+        }
         for (step, outcome), count in job_table.step_outcome_counts(self._engine).items():
             families[step].add_metric([outcome], count)
+            by_task[((step, outcome) in FAILED_TASK_OUTCOMES, STEP_TASKS[step])] += count
+        for (failed, task), count in by_task.items():
+            tasks[failed].add_metric([task], count)
         yield from families.values()
+        yield from tasks.values()
 
     def _ticket_times(self) -> Metric:
         histogram = job_table.ticket_duration_histogram(self._engine, TICKET_BUCKETS)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api_client import NotFoundError, ServerError
+from messaging import POLL_TASK, UPLOAD_TASK
 from models import Priority, UploadJob, make_engine
 from models.workers import record_heartbeat, record_stopped
 from monitoring.exposition import metrics_registry, render
@@ -142,6 +143,20 @@ def test_uploads_and_polls_by_outcome_from_the_history(fleet: Harness) -> None:
         "check_failed": 1,
         "deferred": 1,
     }
+
+
+def test_tasks_by_celery_exporters_names_fail_where_their_job_ended_badly(
+    fleet: Harness,
+) -> None:
+    samples = scrape(fleet)
+
+    def tasks(metric: str) -> dict[str, float]:
+        return {task: samples[(metric, (("name", task),))] for task in (UPLOAD_TASK, POLL_TASK)}
+
+    # Uploads: four uploaded and one retried succeed, the refused person fails.
+    # Polls: complete, in progress, check failed and deferred succeed; failed, expired fail.
+    assert tasks("celery_task_succeeded_total") == {UPLOAD_TASK: 5, POLL_TASK: 4}
+    assert tasks("celery_task_failed_total") == {UPLOAD_TASK: 1, POLL_TASK: 2}
 
 
 def test_ticket_processing_time_is_a_histogram_of_delivered_tickets(fleet: Harness) -> None:
