@@ -5,6 +5,7 @@ from __future__ import annotations
 pytest_plugins: list[str] = [
     "tests.plugins.cli_fixtures",
     "tests.plugins.database_fixtures",
+    "tests.plugins.event_loop_guard",
     "tests.plugins.https_fixtures",
     "tests.plugins.intake_fixtures",
     "tests.plugins.producer_fixtures",

@@ -284,9 +284,16 @@ class HeadlessChromium:
     def close(self) -> None:
         """Close the connection, kill Chromium's whole process group, delete the profile."""
         if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-            self._loop.run_until_complete(asyncio.sleep(0.05))
+            connection, self._connection = self._connection, None
+
+            async def close_connection() -> None:
+                # Inside our loop: tornado's close asks for the current IOLoop, and outside
+                # a running loop that makes and sets a new asyncio loop for the thread,
+                # which nothing closes (its sockets warn when collected, in a later test).
+                connection.close()
+                await asyncio.sleep(0.05)
+
+            self._loop.run_until_complete(close_connection())
         if self._process is not None:
             if self._process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
