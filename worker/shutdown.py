@@ -9,59 +9,91 @@ runs out. Instead, each pool child handles SIGTERM itself:
 
 - waiting for work: it leaves at once, by raising SystemExit where it waits, which gives
   the queue lock back as the exception unwinds;
-- in a step: it lets the step end. Every wait for a call slot or a token fetch ends at once
+- anywhere else (in a step, or reporting one's result to the main process): it lets that
+  end, and leaves as it comes back to wait for work, before it reads another message.
+  Every wait in a step for a call slot or a token fetch ends at once
   (`scheduling.call_context.stopping`: the job is handed back, no attempt spent); a call in
-  flight finishes, within its timeouts, and its answer is recorded. The main process's warm
-  shutdown then closes the pool.
+  flight finishes, within its timeouts, and its answer is recorded. A signal is never
+  turned into an exception in the middle of writing a message to the main process, which
+  would leave the pool's pipe half-written.
 
 The main process, when its own warm shutdown begins (SIGTERM or SIGINT to it alone), passes
 SIGTERM on to its children, so that their waits end too. The worker exits within a few
 seconds plus the longest call still in flight, and no job waits for its lease.
+
+That bound is also kept when Celery's own teardown sticks: a watchdog in the main process
+(`watch_the_stop`) waits while any step is still in flight, and once none has been for
+`STUCK_AFTER_SECONDS`, it writes every thread's stack to stderr and ends the worker and its
+idle pool. Nothing in flight is cut short, and the stacks say where the teardown stuck.
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
-from collections.abc import Iterator
+import sys
+import threading
+import time
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from billiard import common as billiard_common
 from billiard import pool as billiard_pool
 from billiard import process as billiard_process
 from celery import signals
+from celery.worker import state as worker_state
 
 from scheduling import call_context
 
-__all__ = ["in_step", "install"]
+__all__ = ["install"]
 
 log = logging.getLogger(__name__)
 
-_steps_running = 0  # a pool child runs one task at a time; a counter keeps nesting honest
+_waiting_for_work = False  # a pool child blocked reading its next message from the pool
+_leave_at_next_wait = False  # a pool child was told to stop while busy
 _main_stopping = False  # set in the main process when its warm shutdown begins
 
 
-@contextlib.contextmanager
-def in_step() -> Iterator[None]:
-    """Mark a task as running, so that SIGTERM lets it end instead of leaving at once."""
-    global _steps_running
-    _steps_running += 1
-    try:
-        yield
-    finally:
-        _steps_running -= 1
+def _leave() -> NoReturn:
+    # A second SIGTERM (the group's, then the pool's) must not cut short the unwinding
+    # that gives the queue lock back.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(0)
 
 
 def _on_sigterm_in_child(signum: int, frame: FrameType | None) -> None:
+    global _leave_at_next_wait
     call_context.stopping.set()
-    if _steps_running == 0:
-        # Leave where we wait for work; a second SIGTERM (the group's, then the pool's)
-        # must not cut short the unwinding that gives the queue lock back.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise SystemExit(0)
+    _leave_at_next_wait = True
+    if _waiting_for_work:
+        _leave()
+
+
+_make_protected_receive = billiard_pool.Worker._make_protected_receive
+
+
+def _receive_leaving_when_told(worker: Any, conn: Any) -> Callable[..., Any]:
+    """billiard's wait for the pool child's next message, marked as the one place where
+    SIGTERM leaves at once, and left at its start by a child told to stop while busy."""
+    receive: Callable[..., Any] = _make_protected_receive(worker, conn)
+    if conn is not worker.inq:
+        return receive
+
+    def receive_unless_stopping(*args: Any, **kwargs: Any) -> Any:
+        global _waiting_for_work
+        if _leave_at_next_wait:
+            _leave()
+        _waiting_for_work = True
+        try:
+            return receive(*args, **kwargs)
+        finally:
+            _waiting_for_work = False
+
+    return receive_unless_stopping
 
 
 def _install_child_handler(**_: Any) -> None:
@@ -80,15 +112,75 @@ def _install_child_handler(**_: Any) -> None:
     signal.signal(signal.SIGTERM, _on_sigterm_in_child)
 
 
+def _children() -> list[int]:
+    return [pid for child in billiard_process.active_children() if (pid := child.pid) is not None]
+
+
+def _signal_all(pids: list[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
 def _pass_on_to_children(**_: Any) -> None:
     global _main_stopping
     _main_stopping = True
-    for child in billiard_process.active_children():
-        pid = child.pid
-        if pid is None:
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+    _signal_all(_children(), signal.SIGTERM)
+    threading.Thread(
+        target=watch_the_stop,
+        kwargs={"steps_in_flight": _steps_in_flight, "give_up": _give_up_the_stuck_stop},
+        name="yfdocs-stop-watchdog",
+        daemon=True,
+    ).start()
+
+
+# A warm shutdown with no step in flight takes a few seconds (the embedded broker's loop
+# wakes every two); after this long with none, the teardown itself is stuck.
+STUCK_AFTER_SECONDS = 10.0
+WATCH_EVERY_SECONDS = 0.5
+
+
+def watch_the_stop(
+    *,
+    steps_in_flight: Callable[[], int],
+    give_up: Callable[[float], object],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], object] = time.sleep,
+) -> None:
+    """Wait while steps are in flight; once none has been for `STUCK_AFTER_SECONDS`, call
+    `give_up` with the seconds since the stop began. Returns only if `give_up` does."""
+    began = clock()
+    idle_since: float | None = None
+    while True:
+        now = clock()
+        if steps_in_flight():
+            idle_since = None
+        elif idle_since is None:
+            idle_since = now
+        elif now - idle_since >= STUCK_AFTER_SECONDS:
+            give_up(now - began)
+            return
+        sleep(WATCH_EVERY_SECONDS)
+
+
+def _steps_in_flight() -> int:
+    """Requests a pool child has accepted and not yet finished (the main process's count)."""
+    return len(worker_state.active_requests)
+
+
+def _give_up_the_stuck_stop(seconds: float) -> None:
+    log.error(
+        "the warm shutdown has not ended %.0f s after it began, with no step in flight for "
+        "%.0f s: ending the worker and its idle pool now; every thread's stack follows",
+        seconds,
+        STUCK_AFTER_SECONDS,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    _signal_all(_children(), signal.SIGKILL)
+    os._exit(1)
 
 
 # How long the main process waits, at exit, for the pool's queue lock before giving up on
@@ -119,5 +211,6 @@ def install() -> None:
         return
     signals.worker_process_init.connect(_install_child_handler, weak=False)
     signals.worker_shutting_down.connect(_pass_on_to_children, weak=False)
+    billiard_pool.Worker._make_protected_receive = _receive_leaving_when_told
     billiard_pool.Pool._help_stuff_finish = staticmethod(_help_stuff_finish_without_hanging)
     _installed = True

@@ -75,24 +75,21 @@ def register(app: Celery) -> None:
     @app.task(name=UPLOAD_TASK, ignore_result=True, **DELIVERY_TASK_OPTIONS)  # type: ignore[untyped-decorator]
     def upload_document(job_id: str) -> DeliveryResult:
         """Upload one job's PDF and plan the first poll of its ticket."""
-        with shutdown.in_step():
-            outcome = upload_job(runtime_for(app), job_id)
+        outcome = upload_job(runtime_for(app), job_id)
         log.info("%s", outcome)
         return report(runtime_for(app), outcome)
 
     @app.task(name=POLL_TASK, ignore_result=True, **DELIVERY_TASK_OPTIONS)  # type: ignore[untyped-decorator]
     def poll_ticket(job_id: str) -> DeliveryResult:
         """Check one job's ticket and record the answer or schedule the next poll."""
-        with shutdown.in_step():
-            outcome = poll_job(runtime_for(app), job_id)
+        outcome = poll_job(runtime_for(app), job_id)
         log.info("%s", outcome)
         return report(runtime_for(app), outcome)
 
     @app.task(name=SWEEP_TASK, ignore_result=True, expires=60)  # type: ignore[untyped-decorator]
     def sweep() -> str:
         """One sweeper pass (Celery beat runs this every YFDOCS_SWEEP_INTERVAL seconds)."""
-        with shutdown.in_step():
-            report = sweeper.sweep(runtime_for(app), ready_messages=lambda: ready_api_messages(app))
+        report = sweeper.sweep(runtime_for(app), ready_messages=lambda: ready_api_messages(app))
         return str(report)
 
     # -- learner mapping (the HTTP intake's persons sync) --------------------------------------
@@ -102,10 +99,7 @@ def register(app: Celery) -> None:
         """Pull persons for learner mapping and queue the jobs that now match, for the
         dispatcher to send (beat runs this every YFDOCS_PERSONS_SYNC_INTERVAL); its calls go
         through the fleet's governor and token windows."""
-        with shutdown.in_step():
-            runtime = runtime_for(app)
-            tenants = tenants_to_sync(runtime.engine)
-            outcomes = sync_tenants(
-                runtime.engine, runtime.client, tenants, settings=runtime.settings
-            )
+        runtime = runtime_for(app)
+        tenants = tenants_to_sync(runtime.engine)
+        outcomes = sync_tenants(runtime.engine, runtime.client, tenants, settings=runtime.settings)
         return "; ".join(str(outcome) for outcome in outcomes) or "persons sync: no tenants"

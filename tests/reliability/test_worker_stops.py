@@ -48,11 +48,27 @@ def _exits_in_time(workers: list[WorkerProcess]) -> list[str]:
         remaining = max(0.1, deadline - time.monotonic())
         with contextlib.suppress(subprocess.TimeoutExpired):  # reported below, then killed
             worker.process.wait(timeout=remaining)
-    hung = [worker.log_tail(15) for worker in workers if worker.process.poll() is None]
+    hung = [_where_it_hangs(worker) for worker in workers if worker.process.poll() is None]
     for worker in workers:
         if worker.process.poll() is None:
             worker.kill()
     return hung
+
+
+def _where_it_hangs(worker: WorkerProcess) -> str:
+    """The hung worker's processes and its main process's thread stacks (Celery prints
+    them to the log on SIGUSR1), then its log's tail."""
+    processes = subprocess.run(
+        ["ps", "-o", "pid,ppid,stat,wchan:20,args", "-g", str(worker.process.pid)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    ).stdout
+    with contextlib.suppress(ProcessLookupError):
+        worker.process.send_signal(signal.SIGUSR1)
+    time.sleep(2.0)
+    return f"{processes}\n{worker.log_tail(120)}"
 
 
 def _wait_for_an_upload_in_flight(service: ServiceUnderTest) -> None:
