@@ -67,8 +67,13 @@ def _leave() -> NoReturn:
 
 def _on_sigterm_in_child(signum: int, frame: FrameType | None) -> None:
     global _leave_at_next_wait
-    call_context.stopping.set()
+    if _leave_at_next_wait:
+        # Told already. The group's SIGTERM and the one the main process passes on often
+        # arrive together, and this may run inside the first one's `stopping.set()`, which
+        # holds the event's lock: setting it again here would wait for that lock for ever.
+        return
     _leave_at_next_wait = True
+    call_context.stopping.set()
     if _waiting_for_work:
         _leave()
 
@@ -106,6 +111,7 @@ def _install_child_handler(**_: Any) -> None:
     """
     if _main_stopping:
         call_context.stopping.set()
+    faulthandler.register(STACKS_SIGNAL, all_threads=True)  # to stderr, the worker's log
     term = signal.Signals.SIGTERM.name
     billiard_common.TERMSIGS_DEFAULT.discard(term)
     billiard_common.TERMSIGS_FULL.discard(term)
@@ -116,7 +122,7 @@ def _children() -> list[int]:
     return [pid for child in billiard_process.active_children() if (pid := child.pid) is not None]
 
 
-def _signal_all(pids: list[int], signum: signal.Signals) -> None:
+def _signal_all(pids: list[int], signum: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
@@ -138,6 +144,8 @@ def _pass_on_to_children(**_: Any) -> None:
 # wakes every two); after this long with none, the teardown itself is stuck.
 STUCK_AFTER_SECONDS = 10.0
 WATCH_EVERY_SECONDS = 0.5
+# Asks a pool child for its threads' stacks: a signal neither billiard nor Celery uses.
+STACKS_SIGNAL = signal.SIGRTMIN + 4
 
 
 def watch_the_stop(
@@ -179,7 +187,10 @@ def _give_up_the_stuck_stop(seconds: float) -> None:
         handler.flush()
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     sys.stderr.flush()
-    _signal_all(_children(), signal.SIGKILL)
+    children = _children()
+    _signal_all(children, STACKS_SIGNAL)
+    time.sleep(1.0)  # the children write their stacks
+    _signal_all(children, signal.SIGKILL)
     os._exit(1)
 
 

@@ -52,6 +52,13 @@ def _exits_in_time(workers: list[WorkerProcess]) -> list[str]:
     for worker in workers:
         if worker.process.poll() is None:
             worker.kill()
+    # The stop watchdog keeps the bound when a teardown sticks, and says so in the log; a
+    # stop the watchdog had to end is a stuck one all the same, with its stacks to show.
+    hung += [
+        worker.log_tail(200)
+        for worker in workers
+        if "the warm shutdown has not ended" in worker.log_tail(400)
+    ]
     return hung
 
 

@@ -5,6 +5,7 @@ another message (tests/reliability/test_worker_stops.py runs it in real workers)
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +31,10 @@ def fresh_child(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(shutdown, "_leave_at_next_wait", False)
     monkeypatch.setattr(shutdown, "_main_stopping", False)
     previous = signal.getsignal(signal.SIGTERM)
+    stopping = call_context.stopping  # the process's own, even where a test replaces it
     yield
     signal.signal(signal.SIGTERM, previous)
-    call_context.stopping.clear()
+    stopping.clear()
 
 
 def receive_with(monkeypatch: pytest.MonkeyPatch, wait: Any) -> Any:
@@ -78,6 +80,36 @@ def test_told_while_waiting_it_leaves_at_once(monkeypatch: pytest.MonkeyPatch) -
         receive()
     assert reads == ["read"]
     assert not shutdown._waiting_for_work, "no longer waiting once it has left the wait"
+
+
+class EventSignalledWhileLocked(threading.Event):
+    """An event whose `set` is interrupted, with its lock held, by a second SIGTERM: the
+    group's signal and the main process's arriving together."""
+
+    def set(self) -> None:
+        with self._cond:  # type: ignore[attr-defined]
+            if not getattr(self, "interrupted", False):
+                self.interrupted = True
+                shutdown._on_sigterm_in_child(signal.SIGTERM, None)
+            self._flag = True  # type: ignore[attr-defined]
+            self._cond.notify_all()  # type: ignore[attr-defined]
+
+
+def test_a_second_sigterm_inside_the_first_ones_handler_does_not_wait_for_ever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by the stop watchdog's stacks: a pool child stuck for ever in the handler's
+    `stopping.set()`, called again from a nested handler while the first held its lock."""
+    stopping = EventSignalledWhileLocked()
+    monkeypatch.setattr(call_context, "stopping", stopping)
+    handled = threading.Thread(
+        target=shutdown._on_sigterm_in_child, args=(signal.SIGTERM, None), daemon=True
+    )
+    handled.start()
+    handled.join(timeout=5)
+
+    assert not handled.is_alive(), "the nested handler waited for the event's lock"
+    assert stopping.is_set()
 
 
 def test_only_the_wait_for_work_is_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
