@@ -66,7 +66,7 @@ def _where_it_hangs(worker: WorkerProcess) -> str:
     """The hung worker's processes and its main process's thread stacks (Celery prints
     them to the log on SIGUSR1), then its log's tail."""
     processes = subprocess.run(
-        ["ps", "-o", "pid,ppid,stat,wchan:20,args", "-g", str(worker.process.pid)],
+        ["ps", "-o", "pid,ppid,stat,wchan:20,args", "-s", str(worker.process.pid)],
         capture_output=True,
         text=True,
         timeout=10,
@@ -98,7 +98,9 @@ def _stop_rounds(service: ServiceUnderTest, how: str, rounds: int, at_once: int)
         for worker in workers:
             _send(worker, how)
         hung = _exits_in_time(workers)
-        assert not hung, f"{len(hung)} of {at_once} workers still running:\n" + "\n---\n".join(hung)
+        assert not hung, f"{len(hung)} of {at_once} workers did not stop by themselves:\n" + (
+            "\n---\n".join(hung)
+        )
 
 
 def test_sigterm_to_the_whole_group_stops_the_worker_every_time_on_the_embedded_broker(
