@@ -53,6 +53,13 @@ __all__ = ["install"]
 
 log = logging.getLogger(__name__)
 
+# A warm shutdown with no step in flight takes a few seconds (the embedded broker's loop
+# wakes every two); after this long with none, the teardown itself is stuck.
+STUCK_AFTER_SECONDS = 10.0
+WATCH_EVERY_SECONDS = 0.5
+# Asks a pool child for its threads' stacks: a signal neither billiard nor Celery uses.
+STACKS_SIGNAL = signal.SIGRTMIN + 4
+
 _waiting_for_work = False  # a pool child blocked reading its next message from the pool
 _leave_at_next_wait = False  # a pool child was told to stop while busy
 _main_stopping = False  # set in the main process when its warm shutdown begins
@@ -128,7 +135,8 @@ def _signal_all(pids: list[int], signum: int) -> None:
             os.kill(pid, signum)
 
 
-def _pass_on_to_children(**_: Any) -> None:
+def _on_warm_shutdown(**_: Any) -> None:
+    """In the main process: pass SIGTERM on to the pool children, and watch the stop."""
     global _main_stopping
     _main_stopping = True
     _signal_all(_children(), signal.SIGTERM)
@@ -138,14 +146,6 @@ def _pass_on_to_children(**_: Any) -> None:
         name="yfdocs-stop-watchdog",
         daemon=True,
     ).start()
-
-
-# A warm shutdown with no step in flight takes a few seconds (the embedded broker's loop
-# wakes every two); after this long with none, the teardown itself is stuck.
-STUCK_AFTER_SECONDS = 10.0
-WATCH_EVERY_SECONDS = 0.5
-# Asks a pool child for its threads' stacks: a signal neither billiard nor Celery uses.
-STACKS_SIGNAL = signal.SIGRTMIN + 4
 
 
 def watch_the_stop(
@@ -221,7 +221,7 @@ def install() -> None:
     if _installed:
         return
     signals.worker_process_init.connect(_install_child_handler, weak=False)
-    signals.worker_shutting_down.connect(_pass_on_to_children, weak=False)
+    signals.worker_shutting_down.connect(_on_warm_shutdown, weak=False)
     billiard_pool.Worker._make_protected_receive = _receive_leaving_when_told
     billiard_pool.Pool._help_stuff_finish = staticmethod(_help_stuff_finish_without_hanging)
     _installed = True
